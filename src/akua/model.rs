@@ -1,0 +1,263 @@
+//! Types for what the Akua API returns: order drafts, offers and list pages.
+//!
+//! Parsing is tolerant by design. Unknown fields are ignored for the typed view but kept in
+//! [`Draft::raw`], optional fields may be missing, an unknown `status` or
+//! `termination_reason` is carried as its string, and millisecond timestamps are accepted.
+//! This module does no I/O.
+
+use std::fmt;
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use serde_json::Value;
+
+/// Defines a string enum that keeps values it does not know as `Other(String)`.
+macro_rules! open_enum {
+    (
+        $(#[$meta:meta])*
+        pub enum $name:ident { $($variant:ident => $text:literal,)* }
+    ) => {
+        $(#[$meta])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub enum $name {
+            $($variant,)*
+            /// A value this version of draftwatch does not know, carried as sent.
+            Other(String),
+        }
+
+        impl $name {
+            /// Every value Akua documents, in lifecycle order.
+            pub const KNOWN: &'static [&'static str] = &[$($text,)*];
+
+            /// Maps any string to a value; unknown strings become `Other`.
+            pub fn parse(text: &str) -> Self {
+                match text {
+                    $($text => Self::$variant,)*
+                    other => Self::Other(other.to_owned()),
+                }
+            }
+
+            /// Returns the wire spelling.
+            pub fn as_str(&self) -> &str {
+                match self {
+                    $(Self::$variant => $text,)*
+                    Self::Other(text) => text,
+                }
+            }
+
+            /// Returns whether the value is one Akua documents.
+            pub fn is_known(&self) -> bool {
+                !matches!(self, Self::Other(_))
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.serialize_str(self.as_str())
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(deserializer)?;
+                Ok(Self::parse(&text))
+            }
+        }
+    };
+}
+
+open_enum! {
+    /// The wizard phase of an order draft. `done` and `terminated` are terminal.
+    pub enum DraftStatus {
+        Auth => "auth",
+        Workspace => "workspace",
+        Compute => "compute",
+        ComputeBootstrap => "compute_bootstrap",
+        Configure => "configure",
+        Payment => "payment",
+        Install => "install",
+        Done => "done",
+        CleaningUp => "cleaning_up",
+        Terminated => "terminated",
+    }
+}
+
+impl DraftStatus {
+    /// Returns whether a draft in this status can still change status.
+    ///
+    /// N.B. an unknown status counts as non-terminal, so a draft in it stays watched.
+    pub fn is_terminal(&self) -> bool {
+        matches!(self, Self::Done | Self::Terminated)
+    }
+}
+
+open_enum! {
+    /// Why a draft ended, set when its status is `terminated`.
+    pub enum TerminationReason {
+        Timeout => "timeout",
+        Revoked => "revoked",
+        OfferExpired => "offer_expired",
+        InstallFailed => "install_failed",
+        ClusterAllocationFailed => "cluster_allocation_failed",
+        QuotaExceeded => "quota_exceeded",
+    }
+}
+
+/// Unix timestamps at or above this value are read as milliseconds.
+///
+/// 10^11 seconds is in the year 5138, while 10^11 milliseconds is in March 1973, so no
+/// real draft timestamp is ambiguous.
+const MILLISECOND_THRESHOLD: i64 = 100_000_000_000;
+
+/// Converts a Unix timestamp in seconds or milliseconds to seconds.
+pub fn normalize_unix_seconds(value: i64) -> i64 {
+    if value.abs() >= MILLISECOND_THRESHOLD { value / 1000 } else { value }
+}
+
+/// An order draft as listed, with the typed fields draftwatch needs and the whole object.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Draft {
+    /// `odft_...`, never empty.
+    pub id: String,
+    /// The offer the draft redeems, never empty.
+    pub offer_id: String,
+    pub status: DraftStatus,
+    /// Changes whenever Akua writes the row. An empty string when the API omitted it.
+    pub etag: String,
+    pub termination_reason: Option<TerminationReason>,
+    pub customer_email: Option<String>,
+    /// Unix seconds, already converted from milliseconds where needed.
+    pub updated_at: Option<i64>,
+    /// The object exactly as the API returned it, unknown fields included.
+    pub raw: Value,
+}
+
+/// Why a listed object could not be read as a draft.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DraftParseError {
+    #[error("listed item is not a JSON object")]
+    NotAnObject,
+    #[error("draft has no string field `{field}`")]
+    MissingField { field: &'static str },
+}
+
+impl Draft {
+    /// Reads the typed view of one listed draft and keeps the whole object.
+    ///
+    /// Only `id`, `offer_id` and `status` are required. A missing `etag` becomes the empty
+    /// string, so every later write still shows up as an etag change.
+    pub fn from_value(raw: Value) -> Result<Self, DraftParseError> {
+        let object = raw.as_object().ok_or(DraftParseError::NotAnObject)?;
+
+        let required = |field: &'static str| -> Result<String, DraftParseError> {
+            match object.get(field).and_then(Value::as_str) {
+                Some(text) if !text.is_empty() => Ok(text.to_owned()),
+                _ => Err(DraftParseError::MissingField { field }),
+            }
+        };
+        let id = required("id")?;
+        let offer_id = required("offer_id")?;
+        let status = DraftStatus::parse(&required("status")?);
+
+        let optional_str =
+            |field: &str| object.get(field).and_then(Value::as_str).filter(|text| !text.is_empty()).map(str::to_owned);
+        let etag = match object.get("etag") {
+            Some(Value::String(text)) => text.clone(),
+            Some(Value::Number(number)) => number.to_string(),
+            _ => String::new(),
+        };
+        let termination_reason = optional_str("termination_reason").map(|text| TerminationReason::parse(&text));
+        let customer_email = optional_str("customer_email");
+        let updated_at = object.get("updated_at").and_then(Value::as_i64).map(normalize_unix_seconds);
+
+        Ok(Draft { id, offer_id, status, etag, termination_reason, customer_email, updated_at, raw })
+    }
+}
+
+/// An offer as listed by `GET /offers`.
+#[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
+pub struct Offer {
+    pub id: String,
+    /// `active`, `archived`, `expired` or `redeemed`; absent in older API shapes.
+    #[serde(default)]
+    pub status: Option<String>,
+}
+
+/// One page of a cursor-paginated listing.
+#[derive(Clone, Debug, Deserialize)]
+pub struct Page<T> {
+    pub data: Vec<T>,
+    #[serde(default)]
+    pub has_more: bool,
+    #[serde(default)]
+    pub next_cursor: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn status_unknown_value_round_trips() {
+        let status: DraftStatus = serde_json::from_value(json!("awaiting_approval")).unwrap();
+        assert_eq!(status, DraftStatus::Other("awaiting_approval".into()));
+        assert_eq!(serde_json::to_value(&status).unwrap(), json!("awaiting_approval"));
+        assert!(!status.is_terminal());
+    }
+
+    #[test]
+    fn status_known_values_parse() {
+        for text in DraftStatus::KNOWN {
+            let status = DraftStatus::parse(text);
+            assert!(status.is_known(), "{text}");
+            assert_eq!(status.as_str(), *text);
+        }
+    }
+
+    #[test]
+    fn draft_keeps_unknown_fields() {
+        let raw = json!({"id": "odft_1", "offer_id": "offer_1", "status": "payment", "etag": "7", "future": {"x": 1}});
+        let draft = Draft::from_value(raw.clone()).unwrap();
+        assert_eq!(draft.raw, raw);
+        assert_eq!(draft.status, DraftStatus::Payment);
+        assert_eq!(draft.etag, "7");
+        assert_eq!(draft.customer_email, None);
+    }
+
+    #[test]
+    fn draft_accepts_millisecond_timestamps() {
+        let raw = json!({"id": "odft_1", "offer_id": "o", "status": "done", "etag": "1", "updated_at": 1_764_000_000_123_i64});
+        assert_eq!(Draft::from_value(raw).unwrap().updated_at, Some(1_764_000_000));
+        let raw =
+            json!({"id": "odft_1", "offer_id": "o", "status": "done", "etag": "1", "updated_at": 1_764_000_000_i64});
+        assert_eq!(Draft::from_value(raw).unwrap().updated_at, Some(1_764_000_000));
+    }
+
+    #[test]
+    fn draft_without_id_is_rejected() {
+        let raw = json!({"offer_id": "o", "status": "done"});
+        assert_eq!(Draft::from_value(raw), Err(DraftParseError::MissingField { field: "id" }));
+        assert_eq!(Draft::from_value(json!([1])), Err(DraftParseError::NotAnObject));
+    }
+
+    #[test]
+    fn termination_reason_unknown_is_kept() {
+        let raw = json!({"id": "a", "offer_id": "o", "status": "terminated", "termination_reason": "fraud"});
+        let draft = Draft::from_value(raw).unwrap();
+        assert_eq!(draft.termination_reason, Some(TerminationReason::Other("fraud".into())));
+        assert_eq!(draft.etag, "");
+    }
+}

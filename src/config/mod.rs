@@ -1,0 +1,121 @@
+//! Configuration: the validated form of `draftwatch.toml`.
+//!
+//! This module turns one TOML file into a [`Config`] whose values already satisfy every
+//! documented constraint, so the rest of the program never re-checks them. It does not
+//! watch the file or apply a new configuration to a running process.
+
+mod load;
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use url::Url;
+
+pub use load::{ConfigError, LoadedConfig};
+
+use crate::rules::Rule;
+use crate::secret::Secret;
+
+/// The Akua base URL used when `akua.base_url` is absent.
+pub const DEFAULT_BASE_URL: &str = "https://api.akua.dev/v1";
+
+/// A whole, validated configuration.
+#[derive(Clone, Debug)]
+pub struct Config {
+    pub akua: AkuaConfig,
+    pub poll: PollConfig,
+    pub state: StateConfig,
+    pub delivery: DeliveryConfig,
+    /// Keyed by the name after `sinks.`; every rule's sinks are keys of this map.
+    pub sinks: BTreeMap<String, SinkConfig>,
+    /// Non-empty, in file order.
+    pub rules: Vec<Rule>,
+}
+
+/// `[akua]`: how to reach the API and what to list.
+#[derive(Clone, Debug)]
+pub struct AkuaConfig {
+    /// Without a trailing slash, so paths can be appended as `{base_url}/order_drafts`.
+    pub base_url: Url,
+    pub token: Secret<String>,
+    /// Sent as the `akua-context` header; 1 to 53 characters when present.
+    pub context: Option<String>,
+    /// `None` means every offer from `GET /offers`. Never an empty list.
+    pub offers: Option<Vec<String>>,
+    /// 1..=100.
+    pub page_size: u8,
+    pub request_timeout: Duration,
+}
+
+/// `[poll]`: when to sweep.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PollConfig {
+    /// At least one second.
+    pub interval: Duration,
+    /// Upper bound of a random extra delay added to each cycle; zero disables it.
+    pub jitter: Duration,
+    /// Whether the first listing of an offer reports its drafts as created.
+    pub notify_existing: bool,
+}
+
+/// `[state]`: where the snapshot and the outbox live.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct StateConfig {
+    /// Relative paths are resolved against the working directory.
+    pub path: PathBuf,
+}
+
+/// `[delivery]`: how long and how patiently notifications are retried.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DeliveryConfig {
+    /// Keep retrying a notification this long after it was created. Default 24 hours.
+    pub retry_for: Duration,
+    /// Longest wait between two attempts. Default 10 minutes.
+    pub max_backoff: Duration,
+}
+
+impl Default for DeliveryConfig {
+    fn default() -> Self {
+        DeliveryConfig { retry_for: Duration::from_secs(24 * 3600), max_backoff: Duration::from_secs(600) }
+    }
+}
+
+/// One `[sinks.NAME]` table.
+#[derive(Clone, Debug)]
+pub enum SinkConfig {
+    Slack(SlackSinkConfig),
+    Webhook(WebhookSinkConfig),
+    Console,
+}
+
+impl SinkConfig {
+    /// Returns the `type` value that selects this sink kind.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            SinkConfig::Slack(_) => "slack",
+            SinkConfig::Webhook(_) => "webhook",
+            SinkConfig::Console => "console",
+        }
+    }
+}
+
+/// A Slack incoming webhook.
+#[derive(Clone, Debug)]
+pub struct SlackSinkConfig {
+    /// An http or https URL. Secret, because anyone holding it can post to the channel.
+    pub webhook_url: Secret<Url>,
+}
+
+/// A generic webhook receiver.
+#[derive(Clone, Debug)]
+pub struct WebhookSinkConfig {
+    /// An http or https URL; secret because it often embeds a token.
+    pub url: Secret<Url>,
+    /// The HMAC key, decoded from `whsec_<base64>`; 24 to 64 bytes.
+    pub signing_key: Option<Secret<Vec<u8>>>,
+    /// Extra headers. Names are lowercase valid header names other than `content-type`,
+    /// `user-agent` and `webhook-*`; values are valid header values.
+    pub headers: Vec<(String, Secret<String>)>,
+    pub timeout: Duration,
+}

@@ -1,0 +1,1 @@
+//! Rendering events into the bytes each sink sends.

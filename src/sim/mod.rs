@@ -1,0 +1,1 @@
+//! A simulated Akua API on loopback, for the demo and the tests.
