@@ -12,3 +12,5 @@ pub mod rules;
 pub mod secret;
 pub mod sim;
 pub mod sinks;
+pub mod state;
+pub mod sweep;

@@ -1,4 +1,271 @@
 //! The HTTP client for the Akua API.
+//!
+//! It lists offers and order drafts page by page and turns every failure into an
+//! [`ApiError`]. It neither retries nor sleeps: the caller decides what a failure means for
+//! the sweep. One client is built per process and reused, so connections are pooled.
 
-/// Lists offers and order drafts.
-pub struct AkuaClient;
+use std::collections::HashSet;
+use std::time::Duration;
+
+use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
+use serde::de::DeserializeOwned;
+use serde_json::Value;
+
+use super::error::{ApiError, RequestContext, error_message};
+use super::model::{Draft, DraftParseError, DraftStatus, Offer, Page};
+use crate::config::AkuaConfig;
+use crate::secret::Secret;
+
+/// The most pages one listing may take before it is cut off as a runaway.
+///
+/// At 100 drafts a page this is a million drafts for one offer, far beyond any real offer,
+/// so reaching it means the API is looping.
+pub const MAX_PAGES_PER_LISTING: usize = 10_000;
+
+/// Time allowed to establish a TCP and TLS connection, within the request timeout.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// A client for one Akua workspace.
+#[derive(Clone)]
+pub struct AkuaClient {
+    http: reqwest::Client,
+    /// Without a trailing slash.
+    base_url: String,
+    /// The full `Bearer …` header value, marked sensitive so reqwest never logs it.
+    authorization: Secret<HeaderValue>,
+    context: Option<HeaderValue>,
+    /// 1..=100, sent as `limit`.
+    page_size: u8,
+}
+
+impl std::fmt::Debug for AkuaClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AkuaClient").field("base_url", &self.base_url).finish_non_exhaustive()
+    }
+}
+
+/// All drafts of one offer, read page by page until `has_more` was false.
+#[derive(Debug, Default)]
+pub struct DraftListing {
+    pub drafts: Vec<Draft>,
+    pub pages: usize,
+    /// Listed items that could not be read as drafts, with their position in the listing.
+    pub skipped: Vec<(usize, DraftParseError)>,
+}
+
+impl AkuaClient {
+    /// Builds the client. Fails only when the token or context cannot be sent as a header.
+    pub fn new(config: &AkuaConfig) -> anyhow::Result<AkuaClient> {
+        let mut authorization = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
+            .map_err(|_| anyhow::anyhow!("akua.token contains characters that cannot be sent in a header"))?;
+        authorization.set_sensitive(true);
+
+        let context = match &config.context {
+            Some(context) => Some(
+                HeaderValue::from_str(context)
+                    .map_err(|_| anyhow::anyhow!("akua.context `{context}` cannot be sent in a header"))?,
+            ),
+            None => None,
+        };
+
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(USER_AGENT, HeaderValue::from_static(concat!("draftwatch/", env!("CARGO_PKG_VERSION"))));
+        let http = reqwest::Client::builder()
+            .default_headers(headers)
+            .timeout(config.request_timeout)
+            .connect_timeout(CONNECT_TIMEOUT.min(config.request_timeout))
+            .build()?;
+
+        Ok(AkuaClient {
+            http,
+            base_url: config.base_url.as_str().trim_end_matches('/').to_owned(),
+            authorization: Secret::new(authorization),
+            context,
+            page_size: config.page_size,
+        })
+    }
+
+    /// Lists every offer visible to the token, following cursors to the end.
+    pub async fn list_offers(&self) -> Result<Vec<Offer>, ApiError> {
+        let context = RequestContext { endpoint: "GET /offers", offer: None };
+        let mut offers = Vec::new();
+        let mut cursor: Option<String> = None;
+        let mut seen_cursors = HashSet::new();
+
+        for _ in 0..MAX_PAGES_PER_LISTING {
+            let mut query = vec![("limit", self.page_size.to_string())];
+            if let Some(cursor) = &cursor {
+                query.push(("cursor", cursor.clone()));
+            }
+            let page: Page<Offer> = self.get_json(&context, "/offers", &query).await?;
+            offers.extend(page.data);
+
+            match next_cursor(&context, page.has_more, page.next_cursor, &mut seen_cursors)? {
+                Some(next) => cursor = Some(next),
+                None => return Ok(offers),
+            }
+        }
+        Err(runaway(&context))
+    }
+
+    /// Reads one page of an offer's drafts, optionally filtered by status.
+    pub async fn list_drafts_page(
+        &self,
+        offer: &str,
+        status: Option<&DraftStatus>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Value>, ApiError> {
+        let context = RequestContext { endpoint: "GET /order_drafts", offer: Some(offer.to_owned()) };
+        let mut query = vec![("offer", offer.to_owned()), ("limit", self.page_size.to_string())];
+        if let Some(status) = status {
+            query.push(("status", status.as_str().to_owned()));
+        }
+        if let Some(cursor) = cursor {
+            query.push(("cursor", cursor.to_owned()));
+        }
+        self.get_json(&context, "/order_drafts", &query).await
+    }
+
+    /// Lists every draft of one offer, following cursors until `has_more` is false.
+    ///
+    /// Items that are not readable drafts are skipped and reported in
+    /// [`DraftListing::skipped`]; any failed page fails the whole listing, so the caller
+    /// never mistakes a partial listing for a complete one.
+    pub async fn list_drafts(&self, offer: &str) -> Result<DraftListing, ApiError> {
+        let context = RequestContext { endpoint: "GET /order_drafts", offer: Some(offer.to_owned()) };
+        let mut listing = DraftListing::default();
+        let mut cursor: Option<String> = None;
+        let mut seen_cursors = HashSet::new();
+        let mut position = 0;
+
+        for _ in 0..MAX_PAGES_PER_LISTING {
+            let page = self.list_drafts_page(offer, None, cursor.as_deref()).await?;
+            listing.pages += 1;
+
+            for raw in page.data {
+                match Draft::from_value(raw) {
+                    Ok(draft) => listing.drafts.push(draft),
+                    Err(error) => listing.skipped.push((position, error)),
+                }
+                position += 1;
+            }
+
+            match next_cursor(&context, page.has_more, page.next_cursor, &mut seen_cursors)? {
+                Some(next) => cursor = Some(next),
+                None => return Ok(listing),
+            }
+        }
+        Err(runaway(&context))
+    }
+
+    /// Reads one draft by id. A 404 is `Ok(None)`.
+    pub async fn get_draft(&self, id: &str) -> Result<Option<Draft>, ApiError> {
+        let context = RequestContext { endpoint: "GET /order_drafts/{id}", offer: None };
+        let path = format!("/order_drafts/{}", encode_path_segment(id));
+        match self.get_json::<Value>(&context, &path, &[]).await {
+            Ok(raw) => Draft::from_value(raw)
+                .map(Some)
+                .map_err(|error| ApiError::InvalidResponse { context, detail: error.to_string() }),
+            Err(ApiError::Status { status: 404, .. }) => Ok(None),
+            Err(error) => Err(error),
+        }
+    }
+
+    async fn get_json<T: DeserializeOwned>(
+        &self,
+        context: &RequestContext,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        let mut request = self
+            .http
+            .get(format!("{}{path}", self.base_url))
+            .query(query)
+            .header(AUTHORIZATION, self.authorization.expose().clone());
+        if let Some(workspace) = &self.context {
+            request = request.header("akua-context", workspace.clone());
+        }
+
+        let response = request
+            .send()
+            .await
+            .map_err(|error| ApiError::Transport { context: context.clone(), detail: describe_transport(error) })?;
+        let status = response.status();
+        let body = response
+            .bytes()
+            .await
+            .map_err(|error| ApiError::Transport { context: context.clone(), detail: describe_transport(error) })?;
+
+        if status.is_success() {
+            return serde_json::from_slice(&body)
+                .map_err(|error| ApiError::InvalidResponse { context: context.clone(), detail: error.to_string() });
+        }
+
+        let message = error_message(&body);
+        let status = status.as_u16();
+        if status == 401 || status == 403 {
+            return Err(ApiError::Unauthorized { status, context: context.clone(), message });
+        }
+        Err(ApiError::Status { status, context: context.clone(), message })
+    }
+}
+
+/// Returns the cursor of the next page, or `None` when the listing is complete.
+fn next_cursor(
+    context: &RequestContext,
+    has_more: bool,
+    next: Option<String>,
+    seen: &mut HashSet<String>,
+) -> Result<Option<String>, ApiError> {
+    if !has_more {
+        return Ok(None);
+    }
+    let Some(next) = next.filter(|cursor| !cursor.is_empty()) else {
+        return Err(ApiError::InvalidResponse {
+            context: context.clone(),
+            detail: "has_more is true but next_cursor is missing".to_owned(),
+        });
+    };
+    if !seen.insert(next.clone()) {
+        return Err(ApiError::RunawayListing {
+            context: context.clone(),
+            detail: format!("cursor `{}` came back twice", super::error::truncate_chars(&next, 40)),
+        });
+    }
+    Ok(Some(next))
+}
+
+fn runaway(context: &RequestContext) -> ApiError {
+    ApiError::RunawayListing {
+        context: context.clone(),
+        detail: format!("still has_more after {MAX_PAGES_PER_LISTING} pages"),
+    }
+}
+
+/// Describes a transport error without its URL, which would repeat the base URL and query.
+fn describe_transport(error: reqwest::Error) -> String {
+    let kind = if error.is_timeout() {
+        "timed out"
+    } else if error.is_connect() {
+        "could not connect"
+    } else if error.is_body() || error.is_decode() {
+        "response body could not be read"
+    } else {
+        "request failed"
+    };
+    let mut detail = kind.to_owned();
+    let error = error.without_url();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        detail.push_str(": ");
+        detail.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    detail
+}
+
+/// Percent-encodes a path segment so an id can never add a path or a query.
+fn encode_path_segment(segment: &str) -> String {
+    url::form_urlencoded::byte_serialize(segment.as_bytes()).collect::<String>().replace('+', "%20")
+}

@@ -1,0 +1,484 @@
+//! The state directory: the snapshot of every draft and the outbox, kept in sled.
+//!
+//! This is the only module that touches sled. It owns the on-disk layout, the format
+//! version, the one-process lock and the transactions that keep a sweep's snapshot writes
+//! and the notifications they produced together. It decides nothing about what changed or
+//! when to send; it stores what it is given.
+//!
+//! Layout, one sled tree each:
+//! - `meta`: `format_version` as a big-endian u32.
+//! - `drafts`: `offer_id \0 draft_id` → JSON [`SnapshotEntry`].
+//! - `offers`: `offer_id` → JSON [`OfferState`].
+//! - `outbox`: big-endian u64 sequence number → JSON [`OutboxEntry`], so iteration order
+//!   is detection order.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sled::Transactional;
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+
+use crate::sinks::Notification;
+use crate::sweep::SnapshotEntry;
+
+/// The layout this build reads and writes. Raise it with every incompatible change, and
+/// teach [`Store::open`] to migrate from the older number.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// How many drafts one transaction writes. A large baseline is written in several
+/// transactions, so a 100k-draft offer never builds one huge transaction in memory.
+const WRITE_CHUNK: usize = 500;
+
+/// sled's page cache limit in bytes. sled's own default is 1 GiB, far more than a
+/// sidecar should take.
+const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
+
+/// Name of the lock file inside the state directory.
+const LOCK_FILE: &str = "draftwatch.lock";
+
+/// Why the store could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error(
+        "state directory {path} is in use by another draftwatch process{holder}; stop that process, or give this one its own state.path"
+    )]
+    Locked { path: PathBuf, holder: String },
+
+    #[error(
+        "state directory {path} was written by a newer draftwatch (format {found}, this build reads {expected}); run the newer version, or move the directory aside to start over"
+    )]
+    NewerFormat { path: PathBuf, found: u32, expected: u32 },
+
+    #[error(
+        "cannot open the state in {path}: {source}; if the files are damaged, stop draftwatch, move the directory aside (draftwatch then records a fresh baseline and sends nothing for it) and start again"
+    )]
+    Open { path: PathBuf, source: sled::Error },
+
+    #[error("cannot create state directory {path}: {source}")]
+    CreateDir { path: PathBuf, source: std::io::Error },
+
+    #[error("state store operation failed: {0}")]
+    Sled(#[from] sled::Error),
+
+    #[error("state entry `{key}` is unreadable: {source}")]
+    Corrupt { key: String, source: serde_json::Error },
+}
+
+/// What the store remembers about one offer.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OfferState {
+    /// Unix seconds of the first complete listing. Until it exists, new drafts are baseline.
+    pub baselined_at: i64,
+}
+
+/// Whether an outbox entry will still be attempted.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum EntryState {
+    Pending,
+    /// Given up: a permanent answer, `retry_for` ran out, or the sink is gone.
+    Dead,
+}
+
+/// One notification for one sink, from detection until it is delivered or dropped.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    /// The outbox key; assigned by [`Store::commit_sweep`], ascending in detection order.
+    #[serde(default)]
+    pub seq: u64,
+    pub sink: String,
+    pub notification: Notification,
+    /// Unix milliseconds when the entry was created, or re-armed by `outbox retry`.
+    pub created_ms: i64,
+    pub attempts: u32,
+    pub state: EntryState,
+    /// Unix milliseconds before which the entry is not attempted again.
+    pub next_attempt_ms: i64,
+    pub last_error: Option<String>,
+}
+
+impl OutboxEntry {
+    /// Builds a pending entry that is due at once.
+    pub fn new(sink: String, notification: Notification, now_ms: i64) -> OutboxEntry {
+        OutboxEntry {
+            seq: 0,
+            sink,
+            notification,
+            created_ms: now_ms,
+            attempts: 0,
+            state: EntryState::Pending,
+            next_attempt_ms: now_ms,
+            last_error: None,
+        }
+    }
+
+    /// Returns `<event id>:<sink>`, the id `outbox` commands take.
+    pub fn id(&self) -> String {
+        format!("{}:{}", self.notification.event.id, self.sink)
+    }
+}
+
+/// One draft's snapshot write and the notifications it produced, stored atomically.
+#[derive(Clone, Debug)]
+pub struct DraftCommit {
+    pub draft_id: String,
+    pub entry: SnapshotEntry,
+    pub notifications: Vec<OutboxEntry>,
+}
+
+/// Everything one offer's sweep stores.
+#[derive(Clone, Debug, Default)]
+pub struct SweepCommit {
+    pub offer_id: String,
+    pub drafts: Vec<DraftCommit>,
+    /// Set on the first complete listing of the offer.
+    pub baselined: Option<OfferState>,
+}
+
+/// An open state directory. Exactly one per process and per directory.
+pub struct Store {
+    path: PathBuf,
+    db: sled::Db,
+    drafts: sled::Tree,
+    offers: sled::Tree,
+    outbox: sled::Tree,
+    /// Holds the exclusive lock on [`LOCK_FILE`] for as long as the store is open.
+    _lock: File,
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store").field("path", &self.path).finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens or creates the state directory, taking the one-process lock first.
+    pub fn open(path: &Path) -> Result<Store, StoreError> {
+        create_private_dir(path)?;
+        let lock = acquire_lock(path)?;
+
+        let db = sled::Config::new()
+            .path(path.join("db"))
+            .cache_capacity(CACHE_CAPACITY)
+            .open()
+            .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
+
+        let meta = db.open_tree("meta")?;
+        match meta.get("format_version")? {
+            None => {
+                meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
+            }
+            Some(bytes) => {
+                let found = bytes.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
+                if found > FORMAT_VERSION {
+                    return Err(StoreError::NewerFormat { path: path.to_owned(), found, expected: FORMAT_VERSION });
+                }
+            }
+        }
+
+        Ok(Store {
+            path: path.to_owned(),
+            drafts: db.open_tree("drafts")?,
+            offers: db.open_tree("offers")?,
+            outbox: db.open_tree("outbox")?,
+            db,
+            _lock: lock,
+        })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Reads one draft's snapshot entry.
+    pub fn snapshot(&self, offer_id: &str, draft_id: &str) -> Result<Option<SnapshotEntry>, StoreError> {
+        let key = draft_key(offer_id, draft_id);
+        match self.drafts.get(&key)? {
+            None => Ok(None),
+            Some(bytes) => decode(&key, &bytes).map(Some),
+        }
+    }
+
+    /// Counts the drafts in the snapshot, across offers.
+    pub fn snapshot_len(&self) -> usize {
+        self.drafts.len()
+    }
+
+    pub fn offer_state(&self, offer_id: &str) -> Result<Option<OfferState>, StoreError> {
+        match self.offers.get(offer_id.as_bytes())? {
+            None => Ok(None),
+            Some(bytes) => decode(offer_id.as_bytes(), &bytes).map(Some),
+        }
+    }
+
+    /// Stores one offer's sweep and flushes it to disk before returning.
+    ///
+    /// Each draft's snapshot write and its outbox entries go into the same transaction,
+    /// so after a crash either both are on disk or neither is: the change is then found
+    /// again by the next sweep. Drafts are written in chunks of [`WRITE_CHUNK`], and the
+    /// offer is marked baselined only after the last chunk.
+    pub fn commit_sweep(&self, commit: SweepCommit, mut next_seq: impl FnMut() -> u64) -> Result<(), StoreError> {
+        for chunk in commit.drafts.chunks(WRITE_CHUNK) {
+            let mut draft_rows = Vec::with_capacity(chunk.len());
+            let mut outbox_rows = Vec::new();
+            for item in chunk {
+                draft_rows.push((draft_key(&commit.offer_id, &item.draft_id), encode(&item.entry)));
+                for notification in &item.notifications {
+                    let mut entry = notification.clone();
+                    entry.seq = next_seq();
+                    outbox_rows.push((entry.seq.to_be_bytes(), encode(&entry)));
+                }
+            }
+
+            let result: Result<(), TransactionError<()>> =
+                (&self.drafts, &self.outbox).transaction(|(drafts, outbox)| {
+                    for (key, value) in &draft_rows {
+                        drafts.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    for (key, value) in &outbox_rows {
+                        outbox.insert(key.as_slice(), value.as_slice())?;
+                    }
+                    Ok::<(), ConflictableTransactionError<()>>(())
+                });
+            result.map_err(transaction_error)?;
+        }
+
+        if let Some(state) = &commit.baselined {
+            self.offers.insert(commit.offer_id.as_bytes(), encode(state))?;
+        }
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Returns a fresh, monotonically increasing outbox sequence number.
+    pub fn next_seq(&self) -> u64 {
+        // N.B. sled persists id ranges ahead of use, so ids stay increasing across restarts.
+        self.db.generate_id().unwrap_or_else(|_| u64::MAX / 2)
+    }
+
+    /// Returns every outbox entry, pending and dead, in detection order.
+    pub fn outbox_entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        self.outbox
+            .iter()
+            .map(|row| {
+                let (key, value) = row?;
+                let mut entry: OutboxEntry = decode(&key, &value)?;
+                entry.seq = key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(entry.seq);
+                Ok(entry)
+            })
+            .collect()
+    }
+
+    /// Counts outbox entries by state: `(pending, dead)`.
+    pub fn outbox_counts(&self) -> Result<(usize, usize), StoreError> {
+        let entries = self.outbox_entries()?;
+        let dead = entries.iter().filter(|entry| entry.state == EntryState::Dead).count();
+        Ok((entries.len() - dead, dead))
+    }
+
+    /// Replaces an outbox entry after an attempt. Not flushed: see [`Store::flush`].
+    pub fn update_entry(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        self.outbox.insert(entry.seq.to_be_bytes(), encode(entry))?;
+        Ok(())
+    }
+
+    /// Removes a delivered or dropped entry. Not flushed: see [`Store::flush`].
+    pub fn remove_entry(&self, seq: u64) -> Result<(), StoreError> {
+        self.outbox.remove(seq.to_be_bytes())?;
+        Ok(())
+    }
+
+    /// Writes everything to disk. A crash before the flush can resend what was delivered
+    /// since the last one, under the same event id, but never loses a notification.
+    pub fn flush(&self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        Ok(())
+    }
+}
+
+fn draft_key(offer_id: &str, draft_id: &str) -> Vec<u8> {
+    let mut key = Vec::with_capacity(offer_id.len() + 1 + draft_id.len());
+    key.extend_from_slice(offer_id.as_bytes());
+    key.push(0);
+    key.extend_from_slice(draft_id.as_bytes());
+    key
+}
+
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    serde_json::to_vec(value).expect("state values always serialize to JSON")
+}
+
+fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(bytes)
+        .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(key).replace('\0', "/"), source })
+}
+
+fn transaction_error(error: TransactionError<()>) -> StoreError {
+    match error {
+        TransactionError::Storage(error) => StoreError::Sled(error),
+        TransactionError::Abort(()) => unreachable!("sweep transactions never abort"),
+    }
+}
+
+/// Creates the directory readable by its owner only. An existing directory is kept as is.
+fn create_private_dir(path: &Path) -> Result<(), StoreError> {
+    let mut builder = fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        builder.mode(0o700);
+    }
+    builder.create(path).map_err(|source| StoreError::CreateDir { path: path.to_owned(), source })
+}
+
+/// Takes the exclusive lock that keeps a second process off this state directory, and
+/// writes this process's id into the lock file for the error message of the next one.
+fn acquire_lock(path: &Path) -> Result<File, StoreError> {
+    let lock_path = path.join(LOCK_FILE);
+    let mut file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&lock_path)
+        .map_err(|source| StoreError::CreateDir { path: lock_path.clone(), source })?;
+
+    if file.try_lock().is_err() {
+        let mut holder = String::new();
+        let _ = file.read_to_string(&mut holder);
+        let holder = match holder.trim() {
+            "" => String::new(),
+            pid => format!(" (pid {pid})"),
+        };
+        return Err(StoreError::Locked { path: path.to_owned(), holder });
+    }
+
+    let _ = file.set_len(0);
+    let _ = file.rewind();
+    let _ = write!(file, "{}", std::process::id());
+    let _ = file.flush();
+    Ok(file)
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::akua::DraftStatus;
+    use crate::event::{Event, EventKind};
+
+    fn snapshot(status: DraftStatus, etag: &str) -> SnapshotEntry {
+        SnapshotEntry {
+            etag: etag.into(),
+            status,
+            termination_reason: None,
+            offer_id: "offer_1".into(),
+            first_seen: 1,
+            status_since: 1,
+        }
+    }
+
+    fn notification(id: &str) -> Notification {
+        Notification {
+            event: Event {
+                id: id.into(),
+                kind: EventKind::StatusChanged,
+                draft_id: "odft_1".into(),
+                offer_id: "offer_1".into(),
+                previous_status: Some(DraftStatus::Payment),
+                status: DraftStatus::Install,
+                termination_reason: None,
+                customer_email: None,
+                detected_at: 1,
+                previous_status_secs: Some(5),
+                draft: json!({"id": "odft_1"}),
+            },
+            rule: Some("paid".into()),
+        }
+    }
+
+    #[test]
+    fn store_commit_survives_reopen() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("state");
+        {
+            let store = Store::open(&path).unwrap();
+            let commit = SweepCommit {
+                offer_id: "offer_1".into(),
+                drafts: vec![DraftCommit {
+                    draft_id: "odft_1".into(),
+                    entry: snapshot(DraftStatus::Install, "2"),
+                    notifications: vec![OutboxEntry::new("sales".into(), notification("evt_1"), 10)],
+                }],
+                baselined: Some(OfferState { baselined_at: 1 }),
+            };
+            store.commit_sweep(commit, || store.next_seq()).unwrap();
+        }
+
+        let store = Store::open(&path).unwrap();
+        assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), Some(snapshot(DraftStatus::Install, "2")));
+        assert_eq!(store.offer_state("offer_1").unwrap(), Some(OfferState { baselined_at: 1 }));
+        let entries = store.outbox_entries().unwrap();
+        assert_eq!(entries.len(), 1);
+        assert_eq!(entries[0].id(), "evt_1:sales");
+        assert_eq!(store.snapshot("offer_2", "odft_1").unwrap(), None);
+    }
+
+    #[test]
+    fn store_second_open_is_locked() {
+        let dir = tempfile::tempdir().unwrap();
+        let _first = Store::open(dir.path()).unwrap();
+        let error = Store::open(dir.path()).unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, StoreError::Locked { .. }), "{text}");
+        assert!(text.contains(&dir.path().display().to_string()), "{text}");
+        assert!(text.contains(&format!("pid {}", std::process::id())), "{text}");
+    }
+
+    #[test]
+    fn store_refuses_newer_format() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let meta = store.db.open_tree("meta").unwrap();
+            meta.insert("format_version", &(FORMAT_VERSION + 1).to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+        let error = Store::open(dir.path()).unwrap_err();
+        let text = error.to_string();
+        assert!(text.contains(&format!("format {}", FORMAT_VERSION + 1)), "{text}");
+        assert!(text.contains(&format!("reads {FORMAT_VERSION}")), "{text}");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn store_dir_is_owner_only() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("new-state");
+        let _store = Store::open(&path).unwrap();
+        let mode = fs::metadata(&path).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+    }
+
+    #[test]
+    fn outbox_keeps_detection_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let drafts = (0..3)
+            .map(|index| DraftCommit {
+                draft_id: format!("odft_{index}"),
+                entry: snapshot(DraftStatus::Install, "2"),
+                notifications: vec![OutboxEntry::new("sales".into(), notification(&format!("evt_{index}")), 10)],
+            })
+            .collect();
+        store.commit_sweep(SweepCommit { offer_id: "o".into(), drafts, baselined: None }, || store.next_seq()).unwrap();
+        let ids: Vec<String> = store.outbox_entries().unwrap().iter().map(OutboxEntry::id).collect();
+        assert_eq!(ids, ["evt_0:sales", "evt_1:sales", "evt_2:sales"]);
+    }
+}
