@@ -2,15 +2,25 @@
 //!
 //! The data flows through the modules in this order: [`config`] → [`akua`] (the client)
 //! → [`sweep`] (the pure diff) → [`state`] (the sled snapshot and outbox) → [`rules`] →
-//! [`render`] → [`sinks`]. [`pipeline`] drives one poll cycle and [`runner`] repeats it.
+//! [`render`] → [`sinks`]. [`pipeline`] drives one sweep, [`delivery`] drains the outbox,
+//! [`runner`] repeats both, and [`app`] assembles them from a configuration.
 
 pub mod akua;
+pub mod app;
+pub mod cli;
+pub mod clock;
 pub mod config;
+pub mod delivery;
+pub mod demo;
 pub mod event;
+pub mod pipeline;
 pub mod render;
 pub mod rules;
+pub mod runner;
 pub mod secret;
+pub mod shutdown;
 pub mod sim;
 pub mod sinks;
 pub mod state;
+pub mod summary;
 pub mod sweep;

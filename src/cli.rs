@@ -1,0 +1,150 @@
+//! The command line: argument definitions, command dispatch and exit codes.
+//!
+//! Exit codes are deliberate: 0 success, 1 a runtime failure, 2 an invalid configuration
+//! or usage. Every non-zero exit ends with one log line at error level that says what
+//! failed and what to do. Logging is set up by `main`, before anything here runs.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+
+use crate::app::App;
+use crate::clock::SystemClock;
+use crate::config::{self, Config};
+use crate::runner;
+use crate::shutdown::Shutdown;
+
+/// Watches Akua order drafts and notifies Slack or webhooks when they change state.
+#[derive(Debug, Parser)]
+#[command(name = "draftwatch", version, about)]
+pub struct Cli {
+    /// Configuration file (TOML).
+    #[arg(long, global = true, env = "DRAFTWATCH_CONFIG", default_value = "draftwatch.toml")]
+    pub config: PathBuf,
+
+    /// Log line format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Poll forever and deliver notifications (the sidecar mode).
+    Run,
+    /// Run one poll cycle, deliver what it found, and exit.
+    Once,
+    /// Validate the configuration and print what it will do.
+    CheckConfig {
+        /// Also check the token against the API and list the offers to watch.
+        #[arg(long)]
+        online: bool,
+    },
+    /// Run the real pipeline against a built-in simulated Akua API and print every
+    /// notification to the terminal.
+    Demo(crate::demo::DemoArgs),
+}
+
+/// Exit code for a runtime failure.
+const EXIT_FAILURE: u8 = 1;
+/// Exit code for an invalid configuration or usage.
+const EXIT_USAGE: u8 = 2;
+
+/// Runs the parsed command and returns the process exit code.
+pub async fn execute(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Demo(args) => finish(crate::demo::run(args).await),
+        Command::Run => {
+            let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
+            finish(run(config).await)
+        }
+        Command::Once => {
+            let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
+            once(config).await
+        }
+        Command::CheckConfig { online } => {
+            let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
+            print!("{}", crate::summary::describe(&config));
+            if !online {
+                return ExitCode::SUCCESS;
+            }
+            finish(crate::summary::check_online(&config).await)
+        }
+    }
+}
+
+/// Loads the configuration and logs its warnings, or logs why it is invalid.
+fn load_config(path: &std::path::Path) -> Option<Config> {
+    match config::load(path) {
+        Ok(loaded) => {
+            for warning in &loaded.warnings {
+                tracing::warn!(config = %path.display(), "{warning}");
+            }
+            Some(loaded.config)
+        }
+        Err(error) => {
+            tracing::error!(config = %path.display(), "invalid configuration: {error}");
+            None
+        }
+    }
+}
+
+async fn run(config: Config) -> anyhow::Result<()> {
+    let app = App::build(config, Arc::new(SystemClock))?;
+    let shutdown = Shutdown::on_signals()?;
+    runner::run(&app, shutdown).await
+}
+
+async fn once(config: Config) -> ExitCode {
+    let app = match App::build(config, Arc::new(SystemClock)) {
+        Ok(app) => app,
+        Err(error) => return finish(Err(error)),
+    };
+    let outcome = match runner::once(&app).await {
+        Ok(outcome) => outcome,
+        Err(error) => return finish(Err(error)),
+    };
+    if outcome.is_success() {
+        return ExitCode::SUCCESS;
+    }
+
+    let mut problems = Vec::new();
+    if let Some(error) = &outcome.sweep.offers_error {
+        problems.push(format!("offers could not be listed ({error})"));
+    }
+    if !outcome.sweep.failed.is_empty() {
+        let offers: Vec<&str> = outcome.sweep.failed.iter().map(|(offer, _)| offer.as_str()).collect();
+        problems.push(format!("{} offer(s) were not listed completely: {}", offers.len(), offers.join(", ")));
+    }
+    if outcome.pending > 0 {
+        problems.push(format!("{} notification(s) are still pending", outcome.pending));
+    }
+    if outcome.delivery.dead > 0 {
+        problems.push(format!("{} notification(s) were dead-lettered", outcome.delivery.dead));
+    }
+    tracing::error!(
+        "once finished with problems: {}; see the errors above, fix the cause and run again",
+        problems.join("; ")
+    );
+    ExitCode::from(EXIT_FAILURE)
+}
+
+fn finish(result: anyhow::Result<()>) -> ExitCode {
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            tracing::error!("{error:#}");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
+}

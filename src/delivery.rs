@@ -1,0 +1,249 @@
+//! The delivery worker: drains the outbox into the sinks and records every outcome.
+//!
+//! Each sink is drained on its own task, so one failing receiver neither blocks nor
+//! duplicates the others. Within a sink, entries go out in detection order, and a
+//! draft's later notification never overtakes an earlier one that is still pending. What
+//! counts as retryable is the sink's call; how long to wait is decided here.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use rand::Rng;
+
+use crate::clock::{Clock, from_unix_ms, unix_ms};
+use crate::config::DeliveryConfig;
+use crate::sinks::{DeliveryError, Sink};
+use crate::state::{EntryState, OutboxEntry, Store, StoreError};
+
+/// The first retry waits up to this long; each later one doubles the bound.
+const BASE_BACKOFF: Duration = Duration::from_secs(1);
+
+/// What one delivery round did.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DeliveryReport {
+    pub attempted: usize,
+    pub delivered: usize,
+    /// Failed attempts that will be retried.
+    pub retrying: usize,
+    /// Entries dead-lettered in this round.
+    pub dead: usize,
+}
+
+impl DeliveryReport {
+    fn add(&mut self, other: &DeliveryReport) {
+        self.attempted += other.attempted;
+        self.delivered += other.delivered;
+        self.retrying += other.retrying;
+        self.dead += other.dead;
+    }
+}
+
+/// A configured sink with the retry settings that apply to it.
+struct SinkSlot {
+    sink: Sink,
+    policy: DeliveryConfig,
+}
+
+/// Sends due outbox entries and records the outcome of each attempt.
+pub struct Deliverer {
+    store: Arc<Store>,
+    /// Keyed by sink name. An outbox entry whose sink is missing here is dead-lettered.
+    sinks: BTreeMap<String, Arc<SinkSlot>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Deliverer {
+    /// Builds the worker from the configured sinks and their retry settings.
+    pub fn new(store: Arc<Store>, sinks: Vec<(Sink, DeliveryConfig)>, clock: Arc<dyn Clock>) -> Deliverer {
+        let sinks = sinks
+            .into_iter()
+            .map(|(sink, policy)| (sink.name().to_owned(), Arc::new(SinkSlot { sink, policy })))
+            .collect();
+        Deliverer { store, sinks, clock }
+    }
+
+    /// Attempts every pending entry that is due now, then flushes the outbox.
+    pub async fn deliver_due(&self) -> Result<DeliveryReport, StoreError> {
+        let now_ms = unix_ms(self.clock.now());
+        let mut report = DeliveryReport::default();
+        let mut by_sink: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
+
+        for entry in self.store.outbox_entries()? {
+            if entry.state != EntryState::Pending {
+                continue;
+            }
+            if !self.sinks.contains_key(&entry.sink) {
+                let reason = format!("sink `{}` is no longer configured", entry.sink);
+                dead_letter(&self.store, entry, reason)?;
+                report.dead += 1;
+                continue;
+            }
+            by_sink.entry(entry.sink.clone()).or_default().push(entry);
+        }
+
+        let mut tasks = tokio::task::JoinSet::new();
+        for (name, entries) in by_sink {
+            let slot = Arc::clone(&self.sinks[&name]);
+            let store = Arc::clone(&self.store);
+            let clock = Arc::clone(&self.clock);
+            tasks.spawn(async move { drain_sink(&slot, &store, clock.as_ref(), entries, now_ms).await });
+        }
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(Ok(sink_report)) => report.add(&sink_report),
+                Ok(Err(error)) => return Err(error),
+                Err(error) => tracing::error!(error = %error, "delivery task failed"),
+            }
+        }
+
+        self.store.flush()?;
+        Ok(report)
+    }
+
+    /// Returns when the earliest pending entry is next due, if any entry is pending.
+    pub fn next_due(&self) -> Result<Option<SystemTime>, StoreError> {
+        let earliest = self
+            .store
+            .outbox_entries()?
+            .iter()
+            .filter(|entry| entry.state == EntryState::Pending)
+            .map(|entry| entry.next_attempt_ms)
+            .min();
+        Ok(earliest.map(from_unix_ms))
+    }
+}
+
+/// Sends one sink's due entries in order and records each outcome.
+///
+/// The round for this sink ends at the first retryable failure: the receiver is likely
+/// down or throttling, and hammering it with the rest would only fail the same way.
+async fn drain_sink(
+    slot: &SinkSlot,
+    store: &Store,
+    clock: &dyn Clock,
+    entries: Vec<OutboxEntry>,
+    now_ms: i64,
+) -> Result<DeliveryReport, StoreError> {
+    let mut report = DeliveryReport::default();
+    let mut waiting_drafts: HashSet<String> = HashSet::new();
+
+    for mut entry in entries {
+        let draft_id = entry.notification.event.draft_id.clone();
+        if entry.next_attempt_ms > now_ms || waiting_drafts.contains(&draft_id) {
+            waiting_drafts.insert(draft_id);
+            continue;
+        }
+
+        report.attempted += 1;
+        entry.attempts += 1;
+        let outcome = slot.sink.deliver(&entry.notification, clock.now()).await;
+        let attempt_ms = unix_ms(clock.now());
+
+        match outcome {
+            Ok(()) => {
+                tracing::info!(outbox_id = %entry.id(), sink = %entry.sink, draft_id = %draft_id, attempts = entry.attempts, "notification delivered");
+                store.remove_entry(entry.seq)?;
+                report.delivered += 1;
+            }
+            Err(DeliveryError::Permanent { reason }) => {
+                dead_letter(store, entry, reason)?;
+                report.dead += 1;
+            }
+            Err(DeliveryError::Retryable { reason, retry_after }) => {
+                let deadline_ms = entry.created_ms.saturating_add(duration_ms(slot.policy.retry_for));
+                if attempt_ms >= deadline_ms {
+                    let reason = format!("{reason} (gave up after {} attempts)", entry.attempts);
+                    dead_letter(store, entry, reason)?;
+                    report.dead += 1;
+                    return Ok(report);
+                }
+
+                let wait = retry_delay(entry.attempts, retry_after, slot.policy.max_backoff, &mut rand::rng());
+                entry.next_attempt_ms = attempt_ms.saturating_add(duration_ms(wait));
+                entry.last_error = Some(reason.clone());
+                tracing::warn!(
+                    outbox_id = %entry.id(),
+                    sink = %entry.sink,
+                    draft_id = %draft_id,
+                    attempts = entry.attempts,
+                    retry_in = %humantime::format_duration(round_to_ms(wait)),
+                    error = %reason,
+                    "delivery failed; will retry"
+                );
+                store.update_entry(&entry)?;
+                report.retrying += 1;
+                return Ok(report);
+            }
+        }
+    }
+    Ok(report)
+}
+
+fn dead_letter(store: &Store, mut entry: OutboxEntry, reason: String) -> Result<(), StoreError> {
+    tracing::error!(
+        outbox_id = %entry.id(),
+        sink = %entry.sink,
+        draft_id = %entry.notification.event.draft_id,
+        attempts = entry.attempts,
+        reason = %reason,
+        "notification dead-lettered"
+    );
+    entry.state = EntryState::Dead;
+    entry.last_error = Some(reason);
+    store.update_entry(&entry)
+}
+
+/// Returns how long to wait before the next attempt.
+///
+/// Exponential backoff with full jitter: a uniform wait between zero and
+/// `BASE_BACKOFF · 2^(attempts-1)`, capped at `max_backoff`. A receiver's own hint
+/// replaces the jittered wait, capped at `max_backoff` too.
+pub fn retry_delay(attempts: u32, hint: Option<Duration>, max_backoff: Duration, rng: &mut impl Rng) -> Duration {
+    if let Some(hint) = hint {
+        return hint.min(max_backoff);
+    }
+    let exponent = attempts.saturating_sub(1).min(30);
+    let bound = BASE_BACKOFF.saturating_mul(1 << exponent).min(max_backoff);
+    let bound_ms = u64::try_from(bound.as_millis()).unwrap_or(u64::MAX);
+    Duration::from_millis(rng.random_range(0..=bound_ms))
+}
+
+fn duration_ms(duration: Duration) -> i64 {
+    i64::try_from(duration.as_millis()).unwrap_or(i64::MAX)
+}
+
+fn round_to_ms(duration: Duration) -> Duration {
+    Duration::from_millis(u64::try_from(duration.as_millis()).unwrap_or(u64::MAX))
+}
+
+#[cfg(test)]
+mod tests {
+    use rand::SeedableRng;
+    use rand::rngs::StdRng;
+
+    use super::*;
+
+    #[test]
+    fn retry_delay_honours_hint_capped() {
+        let mut rng = StdRng::seed_from_u64(1);
+        let max = Duration::from_secs(600);
+        assert_eq!(retry_delay(1, Some(Duration::from_secs(7)), max, &mut rng), Duration::from_secs(7));
+        assert_eq!(retry_delay(1, Some(Duration::from_secs(7200)), max, &mut rng), max);
+    }
+
+    #[test]
+    fn retry_delay_grows_and_caps() {
+        let mut rng = StdRng::seed_from_u64(2);
+        let max = Duration::from_secs(60);
+        for attempts in 1..40 {
+            let bound = BASE_BACKOFF.saturating_mul(1 << (attempts - 1).min(30)).min(max);
+            for _ in 0..50 {
+                let wait = retry_delay(attempts, None, max, &mut rng);
+                assert!(wait <= bound, "attempt {attempts}: {wait:?} > {bound:?}");
+            }
+        }
+        let late: Vec<Duration> = (0..200).map(|_| retry_delay(20, None, max, &mut rng)).collect();
+        assert!(late.iter().any(|wait| *wait > Duration::from_secs(30)), "full jitter spans the capped range");
+    }
+}

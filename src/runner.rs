@@ -1,0 +1,179 @@
+//! The two ways to drive cycles: `run` forever until shutdown, and `once`.
+//!
+//! A cycle is a sweep followed by a delivery round. Between sweeps, `run` wakes for
+//! pending notifications as they fall due, so a retry does not wait for the next sweep.
+
+use std::time::Duration;
+
+use rand::Rng;
+use tokio::time::Instant;
+
+use crate::app::App;
+use crate::delivery::DeliveryReport;
+use crate::pipeline::SweepReport;
+use crate::shutdown::Shutdown;
+use crate::state::{EntryState, StoreError};
+
+/// How long in-flight deliveries may take to finish once shutdown is requested. What is
+/// still in flight after that stays pending for the next start.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
+
+/// The longest wait `once` sits out for a notification that falls due soon, such as one
+/// with a short `Retry-After`. A later one is left pending.
+pub const ONCE_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// Upper bound for the wait between sweeps after repeated total failures.
+const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(300);
+
+/// Polls and delivers until `shutdown` triggers, then flushes the state.
+pub async fn run(app: &App, shutdown: Shutdown) -> anyhow::Result<()> {
+    tracing::info!(
+        state = %app.store.path().display(),
+        interval = %humantime::format_duration(app.config.poll.interval),
+        sinks = app.config.sinks.len(),
+        rules = app.config.rules.len(),
+        "draftwatch started"
+    );
+    let mut failures: u32 = 0;
+
+    'cycles: while !shutdown.is_triggered() {
+        let sweep = tokio::select! {
+            report = app.watcher.sweep() => report,
+            _ = shutdown.wait() => break 'cycles,
+        };
+        let delivery = deliver_round(app, &shutdown).await?;
+        log_cycle(&sweep, &delivery);
+
+        failures = if sweep.is_total_failure() { failures.saturating_add(1) } else { 0 };
+        let next_sweep = Instant::now() + next_sweep_delay(app, failures);
+
+        loop {
+            let wake = match next_delivery_instant(app)? {
+                Some(due) if due < next_sweep => due,
+                _ => next_sweep,
+            };
+            tokio::select! {
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = shutdown.wait() => break 'cycles,
+            }
+            if Instant::now() >= next_sweep {
+                break;
+            }
+            let delivery = deliver_round(app, &shutdown).await?;
+            if delivery.attempted > 0 {
+                tracing::info!(
+                    attempted = delivery.attempted,
+                    delivered = delivery.delivered,
+                    retrying = delivery.retrying,
+                    dead = delivery.dead,
+                    "delivery round finished"
+                );
+            }
+        }
+    }
+
+    app.store.flush()?;
+    tracing::info!("draftwatch stopped");
+    Ok(())
+}
+
+/// The result of `once`, which decides its exit code.
+#[derive(Debug)]
+pub struct OnceOutcome {
+    pub sweep: SweepReport,
+    pub delivery: DeliveryReport,
+    /// Entries still pending after the last round, from this run or earlier ones.
+    pub pending: usize,
+}
+
+impl OnceOutcome {
+    /// Success means every offer was listed completely, nothing is left pending and
+    /// nothing was dead-lettered in this run.
+    pub fn is_success(&self) -> bool {
+        self.sweep.is_complete() && self.pending == 0 && self.delivery.dead == 0
+    }
+}
+
+/// Runs one sweep, then delivery rounds until nothing is due within [`ONCE_MAX_WAIT`].
+pub async fn once(app: &App) -> anyhow::Result<OnceOutcome> {
+    let sweep = app.watcher.sweep().await;
+    let mut delivery = DeliveryReport::default();
+    let shutdown = Shutdown::new();
+
+    loop {
+        let round = deliver_round(app, &shutdown).await?;
+        let attempted = round.attempted;
+        delivery.attempted += round.attempted;
+        delivery.delivered += round.delivered;
+        delivery.retrying += round.retrying;
+        delivery.dead += round.dead;
+
+        let Some(due) = next_delivery_instant(app)? else { break };
+        let wait = due.saturating_duration_since(Instant::now());
+        if wait > ONCE_MAX_WAIT || (attempted == 0 && wait.is_zero()) {
+            break;
+        }
+        tokio::time::sleep_until(due).await;
+    }
+
+    log_cycle(&sweep, &delivery);
+    app.store.flush()?;
+    let pending = app.store.outbox_entries()?.iter().filter(|entry| entry.state == EntryState::Pending).count();
+    Ok(OnceOutcome { sweep, delivery, pending })
+}
+
+/// Runs one delivery round. Once shutdown is requested, the round gets
+/// [`SHUTDOWN_GRACE`] to finish; what is still in flight then stays pending.
+async fn deliver_round(app: &App, shutdown: &Shutdown) -> Result<DeliveryReport, StoreError> {
+    let round = app.deliverer.deliver_due();
+    tokio::pin!(round);
+    tokio::select! {
+        report = &mut round => report,
+        _ = shutdown.wait() => match tokio::time::timeout(SHUTDOWN_GRACE, &mut round).await {
+            Ok(report) => report,
+            Err(_) => {
+                tracing::warn!(grace = ?SHUTDOWN_GRACE, "deliveries still in flight at shutdown are left pending");
+                Ok(DeliveryReport::default())
+            }
+        },
+    }
+}
+
+fn next_delivery_instant(app: &App) -> Result<Option<Instant>, StoreError> {
+    let Some(due) = app.deliverer.next_due()? else { return Ok(None) };
+    let wait = due.duration_since(app.clock.now()).unwrap_or(Duration::ZERO);
+    Ok(Some(Instant::now() + wait))
+}
+
+/// Returns the wait before the next sweep: the interval plus jitter, or a doubling
+/// backoff after sweeps that could list nothing at all.
+fn next_sweep_delay(app: &App, failures: u32) -> Duration {
+    let poll = &app.config.poll;
+    let base = if failures == 0 {
+        poll.interval
+    } else {
+        let cap = MAX_FAILURE_BACKOFF.max(poll.interval);
+        poll.interval.saturating_mul(1 << failures.min(16)).min(cap)
+    };
+    let jitter_ms = u64::try_from(poll.jitter.as_millis()).unwrap_or(u64::MAX);
+    if jitter_ms == 0 {
+        return base;
+    }
+    base + Duration::from_millis(rand::rng().random_range(0..=jitter_ms))
+}
+
+fn log_cycle(sweep: &SweepReport, delivery: &DeliveryReport) {
+    tracing::info!(
+        offers = sweep.offers,
+        failed_offers = sweep.failed.len() + usize::from(sweep.offers_error.is_some()),
+        pages = sweep.pages,
+        drafts = sweep.drafts,
+        events = sweep.events,
+        queued = sweep.notifications,
+        delivered = delivery.delivered,
+        retrying = delivery.retrying,
+        dead = delivery.dead,
+        duration_ms = sweep.duration.as_millis() as u64,
+        "sweep finished"
+    );
+}

@@ -1,0 +1,105 @@
+//! `check-config`: a readable account of what a configuration will do, without secrets.
+
+use std::fmt::Write;
+
+use anyhow::Context;
+
+use crate::akua::AkuaClient;
+use crate::config::{Config, SinkConfig};
+use crate::rules::{Rule, StatusMatcher};
+
+/// Describes the offers, sinks and rules, one line each. Prints hosts, never full URLs.
+pub fn describe(config: &Config) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "configuration is valid");
+    let _ = writeln!(out, "api: {}", host_of(&config.akua.base_url));
+    match &config.akua.offers {
+        Some(offers) => {
+            let _ = writeln!(out, "offers: {}", offers.join(", "));
+        }
+        None => {
+            let _ = writeln!(out, "offers: every offer from GET /offers");
+        }
+    }
+    let _ = writeln!(
+        out,
+        "poll: every {}{}, state in {}",
+        humantime::format_duration(config.poll.interval),
+        if config.poll.notify_existing { ", existing drafts reported" } else { "" },
+        config.state.path.display()
+    );
+
+    let _ = writeln!(out, "sinks:");
+    for (name, sink) in &config.sinks {
+        let target = match sink {
+            SinkConfig::Slack(slack) => format!(" → {}", host_of(slack.webhook_url.expose())),
+            SinkConfig::Webhook(webhook) => {
+                let signed = if webhook.signing_key.is_some() { ", signed" } else { "" };
+                format!(" → {}{signed}", host_of(webhook.url.expose()))
+            }
+            SinkConfig::Console => " → stdout".to_owned(),
+        };
+        let _ = writeln!(out, "  {name}: {}{target}", sink.type_name());
+    }
+
+    let _ = writeln!(out, "rules:");
+    for (index, rule) in config.rules.iter().enumerate() {
+        let _ = writeln!(out, "  {}", describe_rule(index, rule));
+    }
+    out
+}
+
+fn describe_rule(index: usize, rule: &Rule) -> String {
+    let name = rule.name.clone().unwrap_or_else(|| format!("#{}", index + 1));
+    let events: Vec<&str> = rule.events.iter().map(|kind| kind.short_name()).collect();
+    format!(
+        "{name}: {} {} → {} ⇒ {}",
+        events.join(", "),
+        describe_matcher(&rule.from),
+        describe_matcher(&rule.to),
+        rule.sinks.join(", ")
+    )
+}
+
+fn describe_matcher(matcher: &StatusMatcher) -> String {
+    match matcher {
+        StatusMatcher::Any => "*".to_owned(),
+        StatusMatcher::OneOf(statuses) => statuses.iter().map(|status| status.as_str()).collect::<Vec<_>>().join("|"),
+    }
+}
+
+fn host_of(url: &url::Url) -> String {
+    match (url.host_str(), url.port()) {
+        (Some(host), Some(port)) => format!("{host}:{port}"),
+        (Some(host), None) => host.to_owned(),
+        _ => "(no host)".to_owned(),
+    }
+}
+
+/// Checks the token against the API and prints the offers that would be watched.
+pub async fn check_online(config: &Config) -> anyhow::Result<()> {
+    let client = AkuaClient::new(&config.akua).context("cannot build the akua client")?;
+
+    match &config.akua.offers {
+        Some(offers) => {
+            for offer in offers {
+                let page = client
+                    .list_drafts_page(offer, None, None)
+                    .await
+                    .with_context(|| format!("online check of offer {offer} failed"))?;
+                println!("offer {offer}: reachable, {} draft(s) on the first page", page.data.len());
+            }
+        }
+        None => {
+            let offers = client.list_offers().await.context("online check failed")?;
+            if offers.is_empty() {
+                println!("the token is accepted, but it sees no offers");
+            }
+            for offer in offers {
+                println!("offer {}: {}", offer.id, offer.status.as_deref().unwrap_or("status unknown"));
+            }
+        }
+    }
+    println!("online check passed");
+    Ok(())
+}
