@@ -2,8 +2,8 @@
 //! strings.
 //!
 //! Lengths here are counted in Unicode scalar values (`char`s), which is how Slack counts
-//! its text limits. Every cut lands on a char boundary and ends with [`ELLIPSIS`]. This
-//! module knows nothing about events or message layout.
+//! its text limits. Every cut lands on a char boundary and ends with [`ELLIPSIS`]. Events
+//! and message layout are not handled here.
 
 /// Appended to every shortened text so a reader sees that something was cut.
 pub const ELLIPSIS: char = '…';
@@ -89,9 +89,9 @@ pub fn truncate_chars(text: &str, max_chars: usize) -> String {
 /// Makes an API-supplied string safe to show on one line of a terminal or a chat message.
 ///
 /// Control characters (line breaks, ESC and the rest) and the Unicode bidirectional
-/// overrides are replaced by their Rust escape form, such as `\n` or `\u{1b}`, so a value
-/// can neither start a new line, send terminal escape sequences, nor reorder what is shown
-/// around it. Everything else is kept.
+/// overrides are replaced by their Rust escape form, such as `\n` or `\u{1b}`. A value then
+/// cannot start a new line, send terminal escape sequences or reorder the text around it.
+/// Everything else is kept.
 pub fn single_line(text: &str) -> String {
     if !text.chars().any(needs_escape) {
         return text.to_owned();

@@ -1,7 +1,7 @@
 //! The facts a human-readable message shows, chosen once so that Slack and the terminal
 //! show the same thing.
 //!
-//! [`Summary`] holds plain text: API strings are made single-line here, but escaping for a
+//! [`Summary`] contains plain text: API strings are made single-line here, but escaping for a
 //! particular medium and length limits belong to the renderer that uses the summary.
 
 use crate::akua::{DraftStatus, TerminationReason};

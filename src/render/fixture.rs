@@ -6,7 +6,7 @@ use crate::akua::{DraftStatus, TerminationReason};
 use crate::event::{Event, EventKind};
 use crate::sinks::Notification;
 
-/// A `payment → install` change of `odft_1` in `offer_1`, routed by the rule `paid`.
+/// Builds a `payment → install` change of `odft_1` in `offer_1`, routed by the rule `paid`.
 pub fn status_changed() -> Notification {
     let draft = json!({
         "id": "odft_1",
@@ -33,7 +33,7 @@ pub fn status_changed() -> Notification {
     Notification { event, rule: Some("paid".to_owned()) }
 }
 
-/// The same draft created directly in `payment`, routed by an unnamed rule.
+/// Builds the same draft created directly in `payment`, routed by an unnamed rule.
 pub fn created() -> Notification {
     let mut n = status_changed();
     n.event.kind = EventKind::Created;
@@ -45,7 +45,7 @@ pub fn created() -> Notification {
     n
 }
 
-/// The draft terminated from `install` with `reason`.
+/// Builds the draft terminated from `install` with `reason`.
 pub fn terminated(reason: &str) -> Notification {
     let mut n = status_changed();
     n.event.previous_status = Some(DraftStatus::Install);

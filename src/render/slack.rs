@@ -32,9 +32,10 @@ pub const FALLBACK_TEXT_MAX: usize = 3000;
 
 /// Builds the payload: `{"text": …, "blocks": […]}`.
 ///
-/// The blocks are a header with the transition, a section with the fallback sentence and
-/// one field per fact (draft, offer, customer email, time in the previous status,
-/// termination reason with its meaning), and a context line naming the rule and the event.
+/// The blocks are a header with the transition, a section, and a context line naming the
+/// rule and the event. The section shows the fallback sentence and one field per fact:
+/// draft, offer, customer email, time in the previous status, and the termination reason
+/// with its meaning.
 ///
 /// N.B. incoming webhooks ignore the `parse` option, so Slack may still turn a bare URL
 /// inside the top-level `text` into a link. Escaping keeps `<…>` mentions and links out.
