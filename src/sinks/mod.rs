@@ -71,6 +71,8 @@ enum Target {
     Slack { webhook_url: Secret<Url>, client: reqwest::Client },
     Webhook { config: WebhookSinkConfig, client: reqwest::Client },
     Console,
+    /// Prints the multi-line rendering of what Slack would show; used by `demo`.
+    Terminal,
 }
 
 impl Sink {
@@ -85,6 +87,11 @@ impl Sink {
         Sink { name: name.to_owned(), target }
     }
 
+    /// Creates a sink that prints each notification as Slack would show it, for the demo.
+    pub fn terminal(name: &str) -> Sink {
+        Sink { name: name.to_owned(), target: Target::Terminal }
+    }
+
     pub fn name(&self) -> &str {
         &self.name
     }
@@ -95,6 +102,7 @@ impl Sink {
             Target::Slack { .. } => "slack",
             Target::Webhook { .. } => "webhook",
             Target::Console => "console",
+            Target::Terminal => "terminal",
         }
     }
 
@@ -111,6 +119,10 @@ impl Sink {
             Target::Webhook { config, client } => webhook::deliver(client, &self.name, config, n, now).await,
             Target::Console => {
                 print_console(&self.name, n);
+                Ok(())
+            }
+            Target::Terminal => {
+                println!("{}\n", crate::render::terminal::render(n));
                 Ok(())
             }
         };

@@ -1,0 +1,7 @@
+//! Integration tests: the real binary and the real pipeline against the simulated Akua API
+//! and recording receivers, all on 127.0.0.1.
+
+mod cli;
+mod pipeline;
+mod receiver;
+mod support;
