@@ -96,6 +96,24 @@ fn check_error_shape(error: &ConfigError) {
 }
 
 #[test]
+fn example_file_parses() {
+    let loaded = valid(include_str!("../../config.example.toml"));
+    let config = &loaded.config;
+
+    assert_eq!(loaded.warnings, Vec::<String>::new());
+    assert_eq!(config.akua.token.expose(), TOKEN);
+    assert_eq!(config.sinks.keys().collect::<Vec<_>>(), ["ops", "sales", "stdout"]);
+    assert_eq!(config.rules.len(), 3);
+    assert_eq!(config.rules[0].from, StatusMatcher::OneOf(vec![DraftStatus::Payment]));
+    assert_eq!(config.rules[0].to, StatusMatcher::OneOf(vec![DraftStatus::Install]));
+    assert_eq!(config.rules[1].to, StatusMatcher::OneOf(vec![DraftStatus::Terminated]));
+    assert_eq!(config.rules[2].events, vec![EventKind::Created]);
+    assert_eq!(config.sink_delivery["ops"].retry_for, Duration::from_secs(2 * 3600));
+    let SinkConfig::Webhook(ops) = &config.sinks["ops"] else { panic!("ops is not a webhook sink") };
+    assert!(ops.signing_key.is_some());
+}
+
+#[test]
 fn minimal_config_gets_defaults() {
     let text = r#"
         [akua]
