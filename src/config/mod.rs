@@ -4,7 +4,15 @@
 //! documented constraint, so the rest of the program never re-checks them. It does not
 //! watch the file or apply a new configuration to a running process.
 
+mod error;
+mod fields;
+mod interpolate;
 mod load;
+mod rule_section;
+mod sink_section;
+mod suggest;
+#[cfg(test)]
+mod tests;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -12,7 +20,8 @@ use std::time::Duration;
 
 use url::Url;
 
-pub use load::{ConfigError, LoadedConfig};
+pub use error::ConfigError;
+pub use load::{LoadedConfig, load, parse};
 
 use crate::rules::Rule;
 use crate::secret::Secret;
@@ -29,6 +38,9 @@ pub struct Config {
     pub delivery: DeliveryConfig,
     /// Keyed by the name after `sinks.`; every rule's sinks are keys of this map.
     pub sinks: BTreeMap<String, SinkConfig>,
+    /// The retry settings of each sink: `delivery` with the sink's own `retry_for` and
+    /// `max_backoff` applied. Has exactly the keys of `sinks`.
+    pub sink_delivery: BTreeMap<String, DeliveryConfig>,
     /// Non-empty, in file order.
     pub rules: Vec<Rule>,
 }
@@ -36,7 +48,9 @@ pub struct Config {
 /// `[akua]`: how to reach the API and what to list.
 #[derive(Clone, Debug)]
 pub struct AkuaConfig {
-    /// Without a trailing slash, so paths can be appended as `{base_url}/order_drafts`.
+    /// An http or https URL without a query, and without a trailing slash so that paths
+    /// can be appended as `{base_url}/order_drafts`. N.B. a URL with no path at all still
+    /// prints as `https://host/`, because the `url` crate always keeps the root slash.
     pub base_url: Url,
     pub token: Secret<String>,
     /// Sent as the `akua-context` header; 1 to 53 characters when present.
@@ -59,11 +73,23 @@ pub struct PollConfig {
     pub notify_existing: bool,
 }
 
+impl Default for PollConfig {
+    fn default() -> Self {
+        PollConfig { interval: Duration::from_secs(30), jitter: Duration::ZERO, notify_existing: false }
+    }
+}
+
 /// `[state]`: where the snapshot and the outbox live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateConfig {
     /// Relative paths are resolved against the working directory.
     pub path: PathBuf,
+}
+
+impl Default for StateConfig {
+    fn default() -> Self {
+        StateConfig { path: PathBuf::from("draftwatch-state") }
+    }
 }
 
 /// `[delivery]`: how long and how patiently notifications are retried.
