@@ -3,12 +3,14 @@
 use std::process::ExitCode;
 
 use clap::Parser;
-use draftwatch::cli::{Cli, LogFormat, execute};
+use draftwatch::cli::{Cli, Command, LogFormat, execute};
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing(cli.log_format);
+    // The demo prints notifications to the terminal; info logs would bury them.
+    let default_filter = if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" };
+    init_tracing(cli.log_format, default_filter);
 
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
@@ -20,9 +22,9 @@ fn main() -> ExitCode {
     runtime.block_on(execute(cli))
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `info`).
-fn init_tracing(format: LogFormat) {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+/// Logs to stderr, filtered by `RUST_LOG` (default `default_filter`).
+fn init_tracing(format: LogFormat, default_filter: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
     match format {
         LogFormat::Text => builder.init(),

@@ -170,7 +170,7 @@ impl Watcher {
                 "offer baselined"
             );
         }
-        self.store.commit_sweep(commit, || self.store.next_seq())?;
+        self.store.commit_sweep(commit)?;
         Ok(sweep)
     }
 }

@@ -220,7 +220,7 @@ impl Store {
     /// so after a crash either both are on disk or neither is: the change is then found
     /// again by the next sweep. Drafts are written in chunks of [`WRITE_CHUNK`], and the
     /// offer is marked baselined only after the last chunk.
-    pub fn commit_sweep(&self, commit: SweepCommit, mut next_seq: impl FnMut() -> u64) -> Result<(), StoreError> {
+    pub fn commit_sweep(&self, commit: SweepCommit) -> Result<(), StoreError> {
         for chunk in commit.drafts.chunks(WRITE_CHUNK) {
             let mut draft_rows = Vec::with_capacity(chunk.len());
             let mut outbox_rows = Vec::new();
@@ -228,7 +228,8 @@ impl Store {
                 draft_rows.push((draft_key(&commit.offer_id, &item.draft_id), encode(&item.entry)));
                 for notification in &item.notifications {
                     let mut entry = notification.clone();
-                    entry.seq = next_seq();
+                    // N.B. sled reserves id ranges ahead of use, so ids keep rising across restarts.
+                    entry.seq = self.db.generate_id()?;
                     outbox_rows.push((entry.seq.to_be_bytes(), encode(&entry)));
                 }
             }
@@ -251,12 +252,6 @@ impl Store {
         }
         self.db.flush()?;
         Ok(())
-    }
-
-    /// Returns a fresh, monotonically increasing outbox sequence number.
-    pub fn next_seq(&self) -> u64 {
-        // N.B. sled persists id ranges ahead of use, so ids stay increasing across restarts.
-        self.db.generate_id().unwrap_or_else(|_| u64::MAX / 2)
     }
 
     /// Returns every outbox entry, pending and dead, in detection order.
@@ -417,7 +412,7 @@ mod tests {
                 }],
                 baselined: Some(OfferState { baselined_at: 1 }),
             };
-            store.commit_sweep(commit, || store.next_seq()).unwrap();
+            store.commit_sweep(commit).unwrap();
         }
 
         let store = Store::open(&path).unwrap();
@@ -477,7 +472,7 @@ mod tests {
                 notifications: vec![OutboxEntry::new("sales".into(), notification(&format!("evt_{index}")), 10)],
             })
             .collect();
-        store.commit_sweep(SweepCommit { offer_id: "o".into(), drafts, baselined: None }, || store.next_seq()).unwrap();
+        store.commit_sweep(SweepCommit { offer_id: "o".into(), drafts, baselined: None }).unwrap();
         let ids: Vec<String> = store.outbox_entries().unwrap().iter().map(OutboxEntry::id).collect();
         assert_eq!(ids, ["evt_0:sales", "evt_1:sales", "evt_2:sales"]);
     }

@@ -128,11 +128,11 @@ impl<'a> Section<'a> {
     /// Reads a string that, when present, must not be empty.
     pub(super) fn non_empty_string(&self, key: &str) -> Result<Option<Text>, ConfigError> {
         let text = self.string(key)?;
-        if let Some(text) = &text {
-            if text.value.is_empty() {
-                let note = self.ctx.env_note(&text.path);
-                return Err(ConfigError::at(&text.path, format!("empty{note}; set a value or remove the key")));
-            }
+        if let Some(text) = &text
+            && text.value.is_empty()
+        {
+            let note = self.ctx.env_note(&text.path);
+            return Err(ConfigError::at(&text.path, format!("empty{note}; set a value or remove the key")));
         }
         Ok(text)
     }

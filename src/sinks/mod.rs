@@ -68,8 +68,14 @@ pub struct Sink {
 
 #[derive(Clone)]
 enum Target {
-    Slack { webhook_url: Secret<Url>, client: reqwest::Client },
-    Webhook { config: WebhookSinkConfig, client: reqwest::Client },
+    Slack {
+        webhook_url: Secret<Url>,
+        client: reqwest::Client,
+    },
+    Webhook {
+        config: WebhookSinkConfig,
+        client: reqwest::Client,
+    },
     Console,
     /// Prints the multi-line rendering of what Slack would show; used by `demo`.
     Terminal,

@@ -167,3 +167,27 @@ async fn demo_three_cycles_exits_zero() {
     assert!(stdout.contains("cycle 3"), "{stdout}");
     assert!(stdout.contains("baseline"), "{stdout}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_honours_short_retry_after() {
+    let harness = Harness::start().await;
+    let draft = harness.add_draft(DraftStatus::Payment, "buyer@example.com");
+    let config = harness.write_config("");
+    assert!(draftwatch(&config, &["once"]).await.status.success());
+
+    harness.hook.script([crate::receiver::Answer::status(429).with_header("retry-after", "1")]);
+    harness.set_status(&draft, DraftStatus::Install);
+    let output = draftwatch(&config, &["once"]).await;
+    let hooks = harness.hook.received();
+
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(hooks.len(), 2, "one throttled attempt, one delivery");
+    let ids: Vec<String> = hooks.iter().map(|request| request.header("webhook-id").unwrap()).collect();
+    assert!(ids.iter().all(|id| id == &ids[0]), "every attempt has the same id: {ids:?}");
+    for request in &hooks {
+        let timestamp: i64 = request.header("webhook-timestamp").unwrap().parse().unwrap();
+        let signature = request.header("webhook-signature").unwrap();
+        assert_eq!(signature, sign(&signing_key(), &ids[0], timestamp, &request.body), "each attempt is signed anew");
+    }
+    assert!(hooks[1].at - hooks[0].at >= std::time::Duration::from_secs(1));
+}

@@ -63,7 +63,9 @@ async fn hostile_email_arrives_inert() {
     let blocks = payload["blocks"].as_array().unwrap();
     let email_object = blocks
         .iter()
-        .flat_map(|block| block["fields"].as_array().cloned().unwrap_or_default().into_iter().chain(block.get("text").cloned()))
+        .flat_map(|block| {
+            block["fields"].as_array().cloned().unwrap_or_default().into_iter().chain(block.get("text").cloned())
+        })
         .find(|object| object["text"].as_str().is_some_and(|text| text.contains("&lt;!channel&gt;")))
         .expect("the email is shown");
     assert!(
@@ -121,7 +123,9 @@ async fn failed_page_sends_nothing_then_once() {
     for id in &ids {
         harness.set_status(id, DraftStatus::Install);
     }
-    harness.sim.with_world(|world| world.inject(Fault::new(Endpoint::ListDrafts, 500).for_offer(&harness.offer).on_page(1)));
+    harness
+        .sim
+        .with_world(|world| world.inject(Fault::new(Endpoint::ListDrafts, 500).for_offer(&harness.offer).on_page(1)));
     let failed = app.watcher.sweep().await;
     app.deliverer.deliver_due().await.unwrap();
     assert_eq!(failed.failed.len(), 1, "{failed:?}");

@@ -26,7 +26,13 @@ impl Harness {
         let mut world = World::with_seed(11);
         let offer = world.add_offer(OfferSpec::paid()).unwrap();
         let sim = SimApi::start(world).await.unwrap();
-        Harness { sim, offer, slack: Receiver::start().await, hook: Receiver::start().await, dir: tempfile::tempdir().unwrap() }
+        Harness {
+            sim,
+            offer,
+            slack: Receiver::start().await,
+            hook: Receiver::start().await,
+            dir: tempfile::tempdir().unwrap(),
+        }
     }
 
     /// Adds a draft in `status` with `email` and returns its id.
