@@ -2,7 +2,8 @@
 //!
 //! A [`World`] contains offers, order drafts and install operations shaped like the real API's,
 //! plus options (token, error shape, required `akua-context`, pagination style), injected
-//! [`Fault`]s and a request log. [`SimApi`] serves a world over HTTP on 127.0.0.1. Nothing here
+//! [`Fault`]s and a request log. [`SimApi`] serves a world over HTTP on 127.0.0.1, and a
+//! [`Scenario`] moves its drafts through realistic lifecycles step by step. Nothing here
 //! talks to the real Akua API or to any host other than loopback.
 
 mod cursor;
@@ -11,6 +12,7 @@ mod handler;
 mod ids;
 pub mod log;
 mod records;
+pub mod scenario;
 pub mod server;
 pub mod spec;
 mod table;
@@ -18,6 +20,7 @@ pub mod world;
 
 pub use fault::{Endpoint, Fault, FaultBody, Repeat};
 pub use log::{AuthCheck, Counters, RequestLog, RequestRecord};
+pub use scenario::Scenario;
 pub use server::{SharedWorld, SimApi};
 pub use spec::{DraftSpec, OfferSpec};
 pub use world::{ErrorShape, Pagination, SimError, World};

@@ -503,3 +503,28 @@ async fn shutdown_closes_port() {
     api.shutdown().await;
     assert!(client().get(&url).send().await.is_err());
 }
+
+#[tokio::test]
+async fn scenario_runs_against_server() {
+    let world = World::demo_at(9, START);
+    let api = SimApi::start(world).await.unwrap();
+    let mut scenario = crate::sim::Scenario::new(9);
+    let offers: Vec<String> = api.with_world(|world| world.offer_ids());
+
+    for _ in 0..20 {
+        api.with_world(|world| {
+            world.advance(30);
+            scenario.step(world)
+        });
+    }
+
+    for offer in offers {
+        let pages = list_all(&api, &format!("offer={offer}&limit=5")).await;
+        for draft in pages.iter().flat_map(|page| page["data"].as_array().unwrap()) {
+            let parsed = crate::akua::Draft::from_value(draft.clone()).unwrap();
+            assert!(parsed.status.is_known(), "{}", parsed.status);
+            assert!(!parsed.etag.is_empty());
+        }
+    }
+    api.shutdown().await;
+}
