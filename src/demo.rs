@@ -108,6 +108,7 @@ fn demo_config(sim: &SimApi, state_path: std::path::PathBuf, interval: Duration)
         events: EventKind::ALL.to_vec(),
         from: StatusMatcher::Any,
         to: StatusMatcher::Any,
+        fields: Vec::new(),
         sinks: vec![DEMO_SINK.to_owned()],
     };
     let mut sinks = BTreeMap::new();
@@ -122,11 +123,12 @@ fn demo_config(sim: &SimApi, state_path: std::path::PathBuf, interval: Duration)
             page_size: 100,
             request_timeout: Duration::from_secs(5),
         },
-        poll: PollConfig { interval, jitter: Duration::ZERO, notify_existing: false },
+        poll: PollConfig { interval, jitter: Duration::ZERO, notify_existing: false, ..PollConfig::default() },
         state: StateConfig { path: state_path },
         delivery: DeliveryConfig::default(),
         sink_delivery: BTreeMap::new(),
         sinks,
         rules: vec![every_event],
+        stuck: BTreeMap::new(),
     })
 }

@@ -21,16 +21,29 @@ pub enum EventKind {
     /// A draft not in the snapshot appeared in an offer that is already baselined.
     #[serde(rename = "order_draft.created")]
     Created,
+    /// A known draft is gone: absent from a complete listing and 404 when read by id.
+    #[serde(rename = "order_draft.removed")]
+    Removed,
+    /// A draft has stayed in one status longer than its `[stuck]` threshold.
+    #[serde(rename = "order_draft.stuck")]
+    Stuck,
+    /// The etag and a tracked field changed while the status did not.
+    #[serde(rename = "order_draft.updated")]
+    Updated,
 }
 
 impl EventKind {
-    pub const ALL: &'static [EventKind] = &[EventKind::StatusChanged, EventKind::Created];
+    pub const ALL: &'static [EventKind] =
+        &[EventKind::StatusChanged, EventKind::Created, EventKind::Removed, EventKind::Stuck, EventKind::Updated];
 
     /// Returns the full wire name, such as `order_draft.status_changed`.
     pub fn wire_name(self) -> &'static str {
         match self {
             EventKind::StatusChanged => "order_draft.status_changed",
             EventKind::Created => "order_draft.created",
+            EventKind::Removed => "order_draft.removed",
+            EventKind::Stuck => "order_draft.stuck",
+            EventKind::Updated => "order_draft.updated",
         }
     }
 
@@ -60,9 +73,11 @@ pub struct Event {
     pub kind: EventKind,
     pub draft_id: String,
     pub offer_id: String,
-    /// The snapshot's status, or `None` for a draft seen for the first time.
+    /// The snapshot's status, or `None` for a draft seen for the first time and for a
+    /// stuck event.
     pub previous_status: Option<DraftStatus>,
-    pub status: DraftStatus,
+    /// The draft's status now, or `None` for a removed draft.
+    pub status: Option<DraftStatus>,
     pub termination_reason: Option<TerminationReason>,
     pub customer_email: Option<String>,
     /// Unix seconds when draftwatch detected the change; the same on every retry.
@@ -70,15 +85,34 @@ pub struct Event {
     /// Whole seconds the draft spent in `previous_status`, measured from when draftwatch
     /// first saw it there. `None` for created events.
     pub previous_status_secs: Option<u64>,
-    /// The draft object as the API returned it.
+    /// The draft object as the API returned it; for a removed draft, the last one seen.
     pub draft: Value,
+    /// Facts only some kinds carry. Absent in outbox entries written by older builds.
+    #[serde(default)]
+    pub details: EventDetails,
+}
+
+/// The parts of an event that only some kinds have.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventDetails {
+    /// For `updated`: the tracked fields that changed, in [`crate::sweep::TRACKED_FIELDS`] order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub changed_fields: Vec<String>,
+    /// For `stuck`: whole seconds the draft has been in its status.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stuck_for: Option<u64>,
+    /// For events about a failed install: the install operation's error message.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub install_error: Option<String>,
 }
 
 /// Derives the event id: `evt_` and the first 32 hex digits of SHA-256 over the parts
 /// joined with `\n`.
 ///
-/// For status changes and creations the parts are the draft id, the event's wire name, the
-/// etag before (empty for a created draft) and the etag after. The id is therefore the same
+/// For status changes, updates and creations the parts are the draft id, the event's wire
+/// name, the etag before (empty for a created draft) and the etag after. For `stuck` they
+/// are the draft id, the wire name, the status and the Unix second the stay began; for
+/// `removed`, the draft id, the wire name and the last etag. The id is therefore the same
 /// at every sink, on every retry and after any restart.
 pub fn event_id(parts: &[&str]) -> String {
     let digest = Sha256::digest(parts.join("\n").as_bytes());

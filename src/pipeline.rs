@@ -3,18 +3,37 @@
 //!
 //! An offer whose listing fails part-way is not diffed at all: its drafts keep their old
 //! snapshot entries, so the next complete listing reports what changed meanwhile, once.
-//! Sending is not done here; it is the delivery worker's job, from the outbox.
+//! A known draft missing from a complete listing is read by id before anything is
+//! concluded: only a 404 makes it removed. Sending is not done here; it is the delivery
+//! worker's job, from the outbox.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::akua::{AkuaClient, ApiError};
+use futures_util::StreamExt;
+use serde_json::Value;
+
+use crate::akua::client::ListingStep;
+use crate::akua::{AkuaClient, ApiError, Draft, DraftStatus};
 use crate::clock::{Clock, unix_ms, unix_secs};
-use crate::config::Config;
+use crate::config::{Config, PollMode};
+use crate::event::{Event, EventKind};
 use crate::rules::route;
 use crate::sinks::Notification;
 use crate::state::{DraftCommit, OfferState, OutboxEntry, Store, StoreError, SweepCommit};
-use crate::sweep::{deduplicate, diff_draft};
+use crate::sweep::{DiffContext, ListingCollector, diff_draft, new_install_failure, removed_event};
+
+/// How many offers one sweep lists at the same time.
+pub const OFFER_CONCURRENCY: usize = 4;
+
+/// How long reading an install operation may delay the notification that needs it.
+pub const OPERATION_READ_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// How many drafts missing from a listing are read by id at the same time.
+const READ_CONCURRENCY: usize = 4;
+
+/// Offer statuses whose drafts can no longer be created.
+const CLOSED_OFFER_STATUSES: &[&str] = &["archived", "expired", "redeemed"];
 
 /// Why one offer could not be swept.
 #[derive(Debug, thiserror::Error)]
@@ -41,6 +60,14 @@ pub struct SweepReport {
     pub notifications: usize,
     /// Offers listed for the first time, whose drafts were recorded silently.
     pub baselined: usize,
+    /// Drafts recorded as removed.
+    pub removed: usize,
+    /// Offers listed in full; the others were listed in active mode.
+    pub full_offers: usize,
+    /// Listings restarted from the first page after a rejected cursor.
+    pub restarts: usize,
+    /// Requests made to the Akua API, offers listing included.
+    pub requests: usize,
     pub duration: Duration,
 }
 
@@ -64,6 +91,10 @@ struct OfferSweep {
     events: usize,
     notifications: usize,
     baselined: bool,
+    removed: usize,
+    full: bool,
+    restarts: usize,
+    requests: usize,
 }
 
 /// Sweeps offers and commits what changed.
@@ -79,12 +110,12 @@ impl Watcher {
         Watcher { config, client, store, clock }
     }
 
-    /// Sweeps every watched offer once.
+    /// Sweeps every watched offer once, up to [`OFFER_CONCURRENCY`] at a time.
     pub async fn sweep(&self) -> SweepReport {
         let started = Instant::now();
         let mut report = SweepReport::default();
 
-        let offers = match self.watched_offers().await {
+        let offers = match self.watched_offers(&mut report).await {
             Ok(offers) => offers,
             Err(error) => {
                 tracing::error!(error = %error, "cannot list offers; sweep skipped");
@@ -94,19 +125,30 @@ impl Watcher {
             }
         };
 
-        for offer in &offers {
+        let mut results = futures_util::stream::iter(offers)
+            .map(|offer| async move {
+                let result = self.sweep_offer(&offer).await;
+                (offer, result)
+            })
+            .buffered(OFFER_CONCURRENCY);
+        while let Some((offer, result)) = results.next().await {
             report.offers += 1;
-            match self.sweep_offer(offer).await {
+            match result {
                 Ok(sweep) => {
                     report.pages += sweep.pages;
                     report.drafts += sweep.drafts;
                     report.events += sweep.events;
                     report.notifications += sweep.notifications;
                     report.baselined += usize::from(sweep.baselined);
+                    report.removed += sweep.removed;
+                    report.full_offers += usize::from(sweep.full);
+                    report.restarts += sweep.restarts;
+                    report.requests += sweep.requests;
                 }
-                Err(error) => {
+                Err((error, requests)) => {
+                    report.requests += requests;
                     tracing::error!(offer_id = %offer, error = %error, "offer sweep failed; its drafts keep their snapshot until the next complete listing");
-                    report.failed.push((offer.clone(), error));
+                    report.failed.push((offer, error));
                 }
             }
         }
@@ -115,53 +157,131 @@ impl Watcher {
         report
     }
 
-    async fn watched_offers(&self) -> Result<Vec<String>, ApiError> {
+    /// Returns the offers to sweep: the configured ones, or those from `GET /offers`
+    /// without the closed ones whose drafts have all finished.
+    async fn watched_offers(&self, report: &mut SweepReport) -> Result<Vec<String>, ApiError> {
         if let Some(offers) = &self.config.akua.offers {
             return Ok(offers.clone());
         }
+        report.requests += 1;
         let offers = self.client.list_offers().await?;
-        Ok(offers.into_iter().map(|offer| offer.id).collect())
+
+        let mut watched = Vec::with_capacity(offers.len());
+        for offer in offers {
+            let closed = offer.status.as_deref().is_some_and(|status| CLOSED_OFFER_STATUSES.contains(&status));
+            if closed && !self.has_open_drafts(&offer.id) {
+                tracing::debug!(offer_id = %offer.id, status = ?offer.status, "closed offer has no open drafts; not listed");
+                continue;
+            }
+            watched.push(offer.id);
+        }
+        Ok(watched)
     }
 
-    async fn sweep_offer(&self, offer_id: &str) -> Result<OfferSweep, OfferError> {
-        let listing = self.client.list_drafts(offer_id).await?;
-        for (position, error) in &listing.skipped {
-            tracing::error!(offer_id, position, error = %error, "listed item is not a readable draft; skipped");
-        }
+    /// Returns whether the snapshot holds a non-terminal draft of `offer_id`. A store error
+    /// counts as yes, so the offer stays watched.
+    fn has_open_drafts(&self, offer_id: &str) -> bool {
+        self.store
+            .with_offer_index(offer_id, |index| index.values().any(|summary| !summary.status.is_terminal()))
+            .unwrap_or(true)
+    }
 
+    async fn sweep_offer(&self, offer_id: &str) -> Result<OfferSweep, (OfferError, usize)> {
+        let mut sweep = OfferSweep::default();
+        match self.sweep_offer_inner(offer_id, &mut sweep).await {
+            Ok(()) => Ok(sweep),
+            Err(error) => Err((error, sweep.requests)),
+        }
+    }
+
+    async fn sweep_offer_inner(&self, offer_id: &str, sweep: &mut OfferSweep) -> Result<(), OfferError> {
         let now_time = self.clock.now();
         let now = unix_secs(now_time);
         let now_ms = unix_ms(now_time);
         let offer_state = self.store.offer_state(offer_id)?;
-        let announce_new = offer_state.is_some() || self.config.poll.notify_existing;
-        let drafts = deduplicate(listing.drafts);
+        let cx = DiffContext {
+            now,
+            announce_new: offer_state.is_some() || self.config.poll.notify_existing,
+            stuck: &self.config.stuck,
+        };
+        sweep.full = self.is_full_sweep_due(offer_state.as_ref(), now);
 
-        let mut sweep = OfferSweep { pages: listing.pages, drafts: drafts.len(), ..OfferSweep::default() };
+        let statuses: Vec<Option<DraftStatus>> = if sweep.full {
+            vec![None]
+        } else {
+            DraftStatus::KNOWN
+                .iter()
+                .map(|text| DraftStatus::parse(text))
+                .filter(|s| !s.is_terminal())
+                .map(Some)
+                .collect()
+        };
+        let mut collector = ListingCollector::default();
+        for status in &statuses {
+            self.collect_listing(offer_id, status.as_ref(), &cx, &mut collector, sweep).await?;
+        }
+        sweep.drafts = collector.len();
+
+        // Known drafts the listing should have shown and did not: every one after a full
+        // listing, the non-terminal ones after an active listing.
+        let missing: Vec<String> = self.store.with_offer_index(offer_id, |index| {
+            index
+                .iter()
+                .filter(|(id, summary)| (sweep.full || !summary.status.is_terminal()) && !collector.contains(id))
+                .map(|(id, _)| id.to_string())
+                .collect()
+        })?;
+        let mut removed = Vec::new();
+        for (draft_id, outcome) in self.read_missing(offer_id, missing, sweep).await {
+            match outcome {
+                Missing::Found(draft) => collector.offer(*draft, true),
+                Missing::Gone => removed.push(draft_id),
+                Missing::Kept => {}
+            }
+        }
+
+        // Each draft's write, with its events until they are routed.
         let mut commit = SweepCommit { offer_id: offer_id.to_owned(), ..SweepCommit::default() };
-        for draft in &drafts {
+        let mut events: Vec<Vec<Event>> = Vec::new();
+        let mut operations = Vec::new();
+        for draft in collector.into_pending() {
             let previous = self.store.snapshot(offer_id, &draft.id)?;
-            let diff = diff_draft(previous.as_ref(), draft, now, announce_new);
+            let diff = diff_draft(previous.as_ref(), &draft, &cx);
             let Some(entry) = diff.write else { continue };
 
-            let mut notifications = Vec::new();
-            if let Some(event) = diff.event {
-                sweep.events += 1;
-                let routes = route(&self.config.rules, &event);
-                if routes.is_empty() {
-                    tracing::debug!(event_id = %event.id, draft_id = %event.draft_id, kind = %event.kind, "no rule matches the event; not sent");
-                }
-                for target in routes {
-                    tracing::info!(event_id = %event.id, draft_id = %event.draft_id, offer_id, kind = %event.kind, sink = %target.sink, "notification queued");
-                    let notification = Notification { event: event.clone(), rule: target.rule };
-                    notifications.push(OutboxEntry::new(target.sink, notification, now_ms));
-                }
+            let changed = diff.events.iter().any(|event| event.kind != EventKind::Stuck);
+            if let Some(operation_id) = new_install_failure(previous.as_ref(), &draft).filter(|_| changed) {
+                operations.push((commit.drafts.len(), operation_id));
             }
-            sweep.notifications += notifications.len();
-            commit.drafts.push(DraftCommit { draft_id: draft.id.clone(), entry, notifications });
+            commit.drafts.push(DraftCommit {
+                draft_id: draft.id.clone(),
+                entry: Some(entry),
+                notifications: Vec::new(),
+            });
+            events.push(diff.events);
+        }
+        for draft_id in removed {
+            let Some(previous) = self.store.snapshot(offer_id, &draft_id)? else { continue };
+            tracing::info!(offer_id, draft_id, "draft removed");
+            events.push(vec![removed_event(&draft_id, &previous, now)]);
+            commit.drafts.push(DraftCommit { draft_id, entry: None, notifications: Vec::new() });
+            sweep.removed += 1;
+        }
+
+        for (position, message) in self.read_install_errors(operations, sweep).await {
+            for event in events[position].iter_mut().filter(|event| event.kind != EventKind::Stuck) {
+                event.details.install_error = Some(message.clone());
+            }
+        }
+        for (draft_commit, draft_events) in commit.drafts.iter_mut().zip(events) {
+            for event in draft_events {
+                sweep.events += 1;
+                draft_commit.notifications.extend(self.route_event(event, now_ms));
+            }
+            sweep.notifications += draft_commit.notifications.len();
         }
 
         if offer_state.is_none() {
-            commit.baselined = Some(OfferState { baselined_at: now });
             sweep.baselined = true;
             tracing::info!(
                 offer_id,
@@ -170,7 +290,171 @@ impl Watcher {
                 "offer baselined"
             );
         }
+        if sweep.full {
+            let baselined_at = offer_state.as_ref().map_or(now, |state| state.baselined_at);
+            commit.offer_state = Some(OfferState { baselined_at, last_full_sweep: Some(now) });
+        }
         self.store.commit_sweep(commit)?;
-        Ok(sweep)
+        Ok(())
     }
+
+    /// Returns whether this offer is listed in full: always in full mode, and in active
+    /// mode for its first sweep and once `full_every` has passed since the last full one.
+    fn is_full_sweep_due(&self, state: Option<&OfferState>, now: i64) -> bool {
+        if self.config.poll.mode == PollMode::Full {
+            return true;
+        }
+        let Some(last) = state.and_then(|state| state.last_full_sweep) else {
+            return true;
+        };
+        let every = i64::try_from(self.config.poll.full_every.as_secs()).unwrap_or(i64::MAX);
+        now.saturating_sub(last) >= every
+    }
+
+    /// Lists one offer, optionally one status only, into `collector`, which keeps only the
+    /// drafts that differ from their summaries.
+    async fn collect_listing(
+        &self,
+        offer_id: &str,
+        status: Option<&DraftStatus>,
+        cx: &DiffContext<'_>,
+        collector: &mut ListingCollector,
+        sweep: &mut OfferSweep,
+    ) -> Result<(), OfferError> {
+        let mut store_error = None;
+        let walked = self
+            .client
+            .walk_drafts(offer_id, status, |step| match step {
+                ListingStep::Restarted => {
+                    sweep.requests += 1;
+                    *collector = ListingCollector::default();
+                }
+                ListingStep::Page { drafts, skipped } => {
+                    sweep.requests += 1;
+                    for (position, error) in &skipped {
+                        tracing::error!(offer_id, position, error = %error, "listed item is not a readable draft; skipped");
+                    }
+                    let result = self.store.with_offer_index(offer_id, |index| {
+                        for draft in drafts {
+                            let unchanged =
+                                index.get(draft.id.as_str()).is_some_and(|summary| summary.is_unchanged(&draft, cx));
+                            collector.offer(draft, !unchanged);
+                        }
+                    });
+                    if let Err(error) = result {
+                        store_error.get_or_insert(error);
+                    }
+                }
+            })
+            .await;
+        match walked {
+            Ok(stats) => {
+                sweep.pages += stats.pages;
+                sweep.restarts += stats.restarts;
+            }
+            Err(error) => {
+                sweep.requests += 1;
+                return Err(error.into());
+            }
+        }
+        match store_error {
+            Some(error) => Err(error.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Reads by id each known draft a listing left out, a few at a time.
+    async fn read_missing(
+        &self,
+        offer_id: &str,
+        missing: Vec<String>,
+        sweep: &mut OfferSweep,
+    ) -> Vec<(String, Missing)> {
+        sweep.requests += missing.len();
+        let reads = futures_util::stream::iter(missing)
+            .map(|draft_id| async move {
+                let outcome = match self.client.get_draft(&draft_id).await {
+                    Ok(Some(draft)) => {
+                        tracing::warn!(offer_id, draft_id, "draft missing from a complete listing is still there; the listing left it out");
+                        Missing::Found(Box::new(draft))
+                    }
+                    Ok(None) => Missing::Gone,
+                    Err(error) if error.status() == Some(403) => {
+                        tracing::info!(offer_id, draft_id, "draft is no longer visible to this token; not counted as removed");
+                        Missing::Kept
+                    }
+                    Err(error) => {
+                        tracing::warn!(offer_id, draft_id, error = %error, "cannot read a draft missing from the listing; checked again next sweep");
+                        Missing::Kept
+                    }
+                };
+                (draft_id, outcome)
+            })
+            .buffered(READ_CONCURRENCY);
+        reads.collect().await
+    }
+
+    /// Reads the install operations of newly failed installs, each within
+    /// [`OPERATION_READ_TIMEOUT`], and returns the error messages found by position.
+    async fn read_install_errors(
+        &self,
+        operations: Vec<(usize, String)>,
+        sweep: &mut OfferSweep,
+    ) -> Vec<(usize, String)> {
+        sweep.requests += operations.len();
+        let reads = futures_util::stream::iter(operations)
+            .map(|(position, operation_id)| async move {
+                let read = tokio::time::timeout(OPERATION_READ_TIMEOUT, self.client.get_operation(&operation_id)).await;
+                let message = match read {
+                    Ok(Ok(operation)) => operation_error(&operation),
+                    Ok(Err(error)) => {
+                        tracing::warn!(operation_id, error = %error, "cannot read the install operation; notifying without its error");
+                        None
+                    }
+                    Err(_) => {
+                        tracing::warn!(operation_id, timeout = ?OPERATION_READ_TIMEOUT, "install operation read timed out; notifying without its error");
+                        None
+                    }
+                };
+                message.map(|message| (position, message))
+            })
+            .buffered(READ_CONCURRENCY);
+        reads.filter_map(|found| async move { found }).collect().await
+    }
+
+    /// Routes one event and builds its outbox entries.
+    fn route_event(&self, event: Event, now_ms: i64) -> Vec<OutboxEntry> {
+        let routes = route(&self.config.rules, &event);
+        if routes.is_empty() {
+            tracing::debug!(event_id = %event.id, draft_id = %event.draft_id, kind = %event.kind, "no rule matches the event; not sent");
+        }
+        routes
+            .into_iter()
+            .map(|target| {
+                tracing::info!(event_id = %event.id, draft_id = %event.draft_id, offer_id = %event.offer_id, kind = %event.kind, sink = %target.sink, "notification queued");
+                let notification = Notification { event: event.clone(), rule: target.rule };
+                OutboxEntry::new(target.sink, notification, now_ms)
+            })
+            .collect()
+    }
+}
+
+/// What reading a draft missing from a listing found.
+#[derive(Debug)]
+enum Missing {
+    /// 200: the listing glitched; the draft is diffed as read.
+    Found(Box<Draft>),
+    /// 404: the draft is gone.
+    Gone,
+    /// 403 or a failed read: nothing is concluded and the entry stays.
+    Kept,
+}
+
+/// Returns an operation's `error.message`, else its `last_error.message`.
+fn operation_error(operation: &Value) -> Option<String> {
+    ["/error/message", "/last_error/message"]
+        .iter()
+        .find_map(|path| operation.pointer(path).and_then(Value::as_str))
+        .filter(|message| !message.trim().is_empty())
+        .map(str::to_owned)
 }

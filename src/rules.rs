@@ -34,6 +34,9 @@ pub struct Rule {
     pub events: Vec<EventKind>,
     pub from: StatusMatcher,
     pub to: StatusMatcher,
+    /// Names from [`crate::sweep::TRACKED_FIELDS`]. When not empty, an `updated` event
+    /// matches only if it changed at least one of them.
+    pub fields: Vec<String>,
     /// Non-empty, and every name is a configured sink.
     pub sinks: Vec<String>,
 }
@@ -42,7 +45,15 @@ impl Rule {
     pub fn matches(&self, event: &Event) -> bool {
         self.events.contains(&event.kind)
             && self.from.matches(event.previous_status.as_ref())
-            && self.to.matches(Some(&event.status))
+            && self.to.matches(event.status.as_ref())
+            && self.fields_match(event)
+    }
+
+    fn fields_match(&self, event: &Event) -> bool {
+        if self.fields.is_empty() || event.kind != EventKind::Updated {
+            return true;
+        }
+        event.details.changed_fields.iter().any(|field| self.fields.contains(field))
     }
 }
 
@@ -75,6 +86,12 @@ mod tests {
     use super::*;
 
     fn event(kind: EventKind, from: Option<DraftStatus>, to: DraftStatus) -> Event {
+        let mut event = event_to(kind, from, Some(to));
+        event.details.changed_fields = vec!["order.status".into()];
+        event
+    }
+
+    fn event_to(kind: EventKind, from: Option<DraftStatus>, to: Option<DraftStatus>) -> Event {
         Event {
             id: "evt_1".into(),
             kind,
@@ -87,6 +104,7 @@ mod tests {
             detected_at: 0,
             previous_status_secs: None,
             draft: json!({}),
+            details: Default::default(),
         }
     }
 
@@ -96,6 +114,7 @@ mod tests {
             events: EventKind::ALL.to_vec(),
             from,
             to,
+            fields: Vec::new(),
             sinks: sinks.iter().map(|sink| sink.to_string()).collect(),
         }
     }
@@ -139,5 +158,25 @@ mod tests {
         let rules = [rule(None, StatusMatcher::Any, StatusMatcher::Any, &["a"])];
         let unknown = event(EventKind::StatusChanged, Some(DraftStatus::Payment), DraftStatus::Other("paused".into()));
         assert_eq!(route(&rules, &unknown).len(), 1);
+    }
+
+    #[test]
+    fn route_removed_null_to_side() {
+        let removed = event_to(EventKind::Removed, Some(DraftStatus::Payment), None);
+        let named = [rule(None, StatusMatcher::Any, StatusMatcher::OneOf(vec![DraftStatus::Terminated]), &["a"])];
+        assert!(route(&named, &removed).is_empty());
+        let any = [rule(None, StatusMatcher::Any, StatusMatcher::Any, &["a"])];
+        assert_eq!(route(&any, &removed).len(), 1);
+    }
+
+    #[test]
+    fn route_fields_filter_updates() {
+        let mut watch = rule(None, StatusMatcher::Any, StatusMatcher::Any, &["a"]);
+        watch.fields = vec!["delivery.status".into()];
+        let updated = event(EventKind::Updated, Some(DraftStatus::Install), DraftStatus::Install);
+        assert!(route(std::slice::from_ref(&watch), &updated).is_empty(), "order.status is not watched");
+
+        watch.fields.push("order.status".into());
+        assert_eq!(route(&[watch], &updated).len(), 1);
     }
 }

@@ -9,19 +9,25 @@
 //! - `meta`: `format_version` as a big-endian u32.
 //! - `drafts`: `offer_id \0 draft_id` → JSON [`SnapshotEntry`].
 //! - `offers`: `offer_id` → JSON [`OfferState`].
+//!
+//! Beside sled, the store keeps an [`EntrySummary`] of every known draft in memory, loaded
+//! per offer on first use and updated by each commit, so a sweep tells unchanged drafts
+//! apart without reading their entries.
 //! - `outbox`: big-endian u64 sequence number → JSON [`OutboxEntry`], so iteration order
 //!   is detection order.
 
+use std::collections::HashMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::sinks::Notification;
-use crate::sweep::SnapshotEntry;
+use crate::sweep::{EntrySummary, SnapshotEntry};
 
 /// The layout this build reads and writes. Raise it with every incompatible change, and
 /// teach [`Store::open`] to migrate from the older number.
@@ -71,7 +77,14 @@ pub enum StoreError {
 pub struct OfferState {
     /// Unix seconds of the first complete listing. Until it exists, new drafts are baseline.
     pub baselined_at: i64,
+    /// Unix seconds of the last complete listing of every draft, as opposed to a listing of
+    /// non-terminal drafts only. `None` in states written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_full_sweep: Option<i64>,
 }
+
+/// The summaries of one offer's drafts, by draft id.
+pub type OfferIndex = HashMap<Box<str>, EntrySummary>;
 
 /// Whether an outbox entry will still be attempted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -124,7 +137,9 @@ impl OutboxEntry {
 #[derive(Clone, Debug)]
 pub struct DraftCommit {
     pub draft_id: String,
-    pub entry: SnapshotEntry,
+    /// The new entry, or `None` to drop the entry of a draft whose removal the
+    /// notifications record.
+    pub entry: Option<SnapshotEntry>,
     pub notifications: Vec<OutboxEntry>,
 }
 
@@ -133,8 +148,9 @@ pub struct DraftCommit {
 pub struct SweepCommit {
     pub offer_id: String,
     pub drafts: Vec<DraftCommit>,
-    /// Set on the first complete listing of the offer.
-    pub baselined: Option<OfferState>,
+    /// The offer's new state, written after every draft: set on the first complete listing
+    /// and on each full one.
+    pub offer_state: Option<OfferState>,
 }
 
 /// An open state directory. Exactly one per process and per directory.
@@ -144,6 +160,9 @@ pub struct Store {
     drafts: sled::Tree,
     offers: sled::Tree,
     outbox: sled::Tree,
+    /// Summaries of the drafts of each offer loaded so far; always equal to what `drafts`
+    /// holds for that offer.
+    index: Mutex<HashMap<String, OfferIndex>>,
     /// Holds the exclusive lock on [`LOCK_FILE`] for as long as the store is open.
     _lock: File,
 }
@@ -184,6 +203,7 @@ impl Store {
             drafts: db.open_tree("drafts")?,
             offers: db.open_tree("offers")?,
             outbox: db.open_tree("outbox")?,
+            index: Mutex::new(HashMap::new()),
             db,
             _lock: lock,
         })
@@ -200,6 +220,38 @@ impl Store {
             None => Ok(None),
             Some(bytes) => decode(&key, &bytes).map(Some),
         }
+    }
+
+    /// Runs `f` on the summaries of one offer's drafts, loading them on first use.
+    pub fn with_offer_index<R>(&self, offer_id: &str, f: impl FnOnce(&OfferIndex) -> R) -> Result<R, StoreError> {
+        let mut index = self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        if !index.contains_key(offer_id) {
+            let loaded = self.load_offer_index(offer_id)?;
+            index.insert(offer_id.to_owned(), loaded);
+        }
+        Ok(f(&index[offer_id]))
+    }
+
+    fn load_offer_index(&self, offer_id: &str) -> Result<OfferIndex, StoreError> {
+        let prefix = draft_key(offer_id, "");
+        let mut loaded = OfferIndex::new();
+        for row in self.drafts.scan_prefix(&prefix) {
+            let (key, value) = row?;
+            let entry: SnapshotEntry = decode(&key, &value)?;
+            let draft_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+            loaded.insert(draft_id.into_boxed_str(), EntrySummary::of(&entry));
+        }
+        Ok(loaded)
+    }
+
+    /// Lists every offer that has drafts in the snapshot or a stored state.
+    pub fn known_offers(&self) -> Result<Vec<String>, StoreError> {
+        let mut offers = Vec::new();
+        for row in self.offers.iter() {
+            let (key, _) = row?;
+            offers.push(String::from_utf8_lossy(&key).into_owned());
+        }
+        Ok(offers)
     }
 
     /// Counts the drafts in the snapshot, across offers.
@@ -225,7 +277,8 @@ impl Store {
             let mut draft_rows = Vec::with_capacity(chunk.len());
             let mut outbox_rows = Vec::new();
             for item in chunk {
-                draft_rows.push((draft_key(&commit.offer_id, &item.draft_id), encode(&item.entry)));
+                let value = item.entry.as_ref().map(encode);
+                draft_rows.push((draft_key(&commit.offer_id, &item.draft_id), value));
                 for notification in &item.notifications {
                     let mut entry = notification.clone();
                     // N.B. sled reserves id ranges ahead of use, so ids keep rising across restarts.
@@ -237,7 +290,10 @@ impl Store {
             let result: Result<(), TransactionError<()>> =
                 (&self.drafts, &self.outbox).transaction(|(drafts, outbox)| {
                     for (key, value) in &draft_rows {
-                        drafts.insert(key.as_slice(), value.as_slice())?;
+                        match value {
+                            Some(value) => drafts.insert(key.as_slice(), value.as_slice())?,
+                            None => drafts.remove(key.as_slice())?,
+                        };
                     }
                     for (key, value) in &outbox_rows {
                         outbox.insert(key.as_slice(), value.as_slice())?;
@@ -245,13 +301,26 @@ impl Store {
                     Ok::<(), ConflictableTransactionError<()>>(())
                 });
             result.map_err(transaction_error)?;
+            self.update_index(&commit.offer_id, chunk);
         }
 
-        if let Some(state) = &commit.baselined {
+        if let Some(state) = &commit.offer_state {
             self.offers.insert(commit.offer_id.as_bytes(), encode(state))?;
         }
         self.db.flush()?;
         Ok(())
+    }
+
+    /// Applies committed draft writes to the offer's summaries, if they are loaded.
+    fn update_index(&self, offer_id: &str, chunk: &[DraftCommit]) {
+        let mut index = self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let Some(offer) = index.get_mut(offer_id) else { return };
+        for item in chunk {
+            match &item.entry {
+                Some(entry) => offer.insert(item.draft_id.as_str().into(), EntrySummary::of(entry)),
+                None => offer.remove(item.draft_id.as_str()),
+            };
+        }
     }
 
     /// Returns every outbox entry, pending and dead, in detection order.
@@ -375,6 +444,8 @@ mod tests {
             offer_id: "offer_1".into(),
             first_seen: 1,
             status_since: 1,
+            stuck_announced: false,
+            draft: None,
         }
     }
 
@@ -386,12 +457,13 @@ mod tests {
                 draft_id: "odft_1".into(),
                 offer_id: "offer_1".into(),
                 previous_status: Some(DraftStatus::Payment),
-                status: DraftStatus::Install,
+                status: Some(DraftStatus::Install),
                 termination_reason: None,
                 customer_email: None,
                 detected_at: 1,
                 previous_status_secs: Some(5),
                 draft: json!({"id": "odft_1"}),
+                details: Default::default(),
             },
             rule: Some("paid".into()),
         }
@@ -407,17 +479,17 @@ mod tests {
                 offer_id: "offer_1".into(),
                 drafts: vec![DraftCommit {
                     draft_id: "odft_1".into(),
-                    entry: snapshot(DraftStatus::Install, "2"),
+                    entry: Some(snapshot(DraftStatus::Install, "2")),
                     notifications: vec![OutboxEntry::new("sales".into(), notification("evt_1"), 10)],
                 }],
-                baselined: Some(OfferState { baselined_at: 1 }),
+                offer_state: Some(OfferState { baselined_at: 1, last_full_sweep: None }),
             };
             store.commit_sweep(commit).unwrap();
         }
 
         let store = Store::open(&path).unwrap();
         assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), Some(snapshot(DraftStatus::Install, "2")));
-        assert_eq!(store.offer_state("offer_1").unwrap(), Some(OfferState { baselined_at: 1 }));
+        assert_eq!(store.offer_state("offer_1").unwrap(), Some(OfferState { baselined_at: 1, last_full_sweep: None }));
         let entries = store.outbox_entries().unwrap();
         assert_eq!(entries.len(), 1);
         assert_eq!(entries[0].id(), "evt_1:sales");
@@ -468,12 +540,58 @@ mod tests {
         let drafts = (0..3)
             .map(|index| DraftCommit {
                 draft_id: format!("odft_{index}"),
-                entry: snapshot(DraftStatus::Install, "2"),
+                entry: Some(snapshot(DraftStatus::Install, "2")),
                 notifications: vec![OutboxEntry::new("sales".into(), notification(&format!("evt_{index}")), 10)],
             })
             .collect();
-        store.commit_sweep(SweepCommit { offer_id: "o".into(), drafts, baselined: None }).unwrap();
+        store.commit_sweep(SweepCommit { offer_id: "o".into(), drafts, offer_state: None }).unwrap();
         let ids: Vec<String> = store.outbox_entries().unwrap().iter().map(OutboxEntry::id).collect();
         assert_eq!(ids, ["evt_0:sales", "evt_1:sales", "evt_2:sales"]);
+    }
+
+    #[test]
+    fn removal_drops_entry_with_outbox() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let put = DraftCommit {
+            draft_id: "odft_1".into(),
+            entry: Some(snapshot(DraftStatus::Payment, "1")),
+            notifications: vec![],
+        };
+        store.commit_sweep(SweepCommit { offer_id: "offer_1".into(), drafts: vec![put], offer_state: None }).unwrap();
+        assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 1);
+
+        let drop = DraftCommit {
+            draft_id: "odft_1".into(),
+            entry: None,
+            notifications: vec![OutboxEntry::new("sales".into(), notification("evt_gone"), 10)],
+        };
+        store.commit_sweep(SweepCommit { offer_id: "offer_1".into(), drafts: vec![drop], offer_state: None }).unwrap();
+        assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), None);
+        assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 0, "the index follows");
+        assert_eq!(store.outbox_entries().unwrap()[0].id(), "evt_gone:sales");
+    }
+
+    /// Entries and offer states exactly as the first release wrote them.
+    #[test]
+    fn store_reads_first_format_entries() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let old_entry = br#"{"etag":"e1","status":"configure","termination_reason":null,"offer_id":"offer_1","first_seen":5,"status_since":7}"#;
+            store.drafts.insert(draft_key("offer_1", "odft_1"), &old_entry[..]).unwrap();
+            store.offers.insert("offer_1", &br#"{"baselined_at":5}"#[..]).unwrap();
+            store.flush().unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        let entry = store.snapshot("offer_1", "odft_1").unwrap().unwrap();
+        assert_eq!(entry.status, DraftStatus::Configure);
+        assert_eq!(entry.status_since, 7);
+        assert!(!entry.stuck_announced);
+        assert_eq!(entry.draft, None);
+        assert_eq!(store.offer_state("offer_1").unwrap(), Some(OfferState { baselined_at: 5, last_full_sweep: None }));
+        let summary = store.with_offer_index("offer_1", |index| index["odft_1"].clone()).unwrap();
+        assert!(!summary.has_draft);
     }
 }

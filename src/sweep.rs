@@ -4,14 +4,31 @@
 //! and sends nothing, which is what lets the property and unit tests cover it exhaustively.
 //! Deciding whether a listing is complete enough to diff is the caller's job.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
 
 use crate::akua::{Draft, DraftStatus, TerminationReason};
-use crate::event::{Event, EventKind, event_id};
+use crate::event::{Event, EventDetails, EventKind, event_id};
+
+/// The fields whose change makes an `updated` event, in the order events list them.
+pub const TRACKED_FIELDS: &[&str] = &[
+    "payment_completed",
+    "cluster_ready",
+    "server_joined",
+    "order.status",
+    "delivery.status",
+    "delivery.urls",
+    "current_checkout_session",
+    "termination_reason",
+];
 
 /// What the snapshot remembers of one draft.
+///
+/// Fields added after the first release have serde defaults, so entries written by older
+/// builds still read.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SnapshotEntry {
     pub etag: String,
@@ -20,61 +37,222 @@ pub struct SnapshotEntry {
     pub offer_id: String,
     /// Unix seconds of the sweep that first listed the draft.
     pub first_seen: i64,
-    /// Unix seconds since when draftwatch has seen the draft in `status`.
+    /// Unix seconds since when draftwatch has seen the draft in `status`: the start of the
+    /// current stay.
     pub status_since: i64,
+    /// Whether a stuck event was recorded for the stay that began at `status_since`.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub stuck_announced: bool,
+    /// The draft object as last listed or read, for field comparisons and the removed
+    /// event. `None` in entries written before it was kept.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub draft: Option<Value>,
+}
+
+/// The part of a snapshot entry that tells whether a listed draft needs a diff at all.
+///
+/// The store keeps one per known draft in memory, so a sweep reads full entries only for
+/// drafts that changed or may be stuck.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EntrySummary {
+    /// [`etag_hash`] of the etag.
+    pub etag_hash: u64,
+    pub status: DraftStatus,
+    pub status_since: i64,
+    pub stuck_announced: bool,
+    /// Whether the entry keeps the draft object (entries from older builds do not).
+    pub has_draft: bool,
+}
+
+impl EntrySummary {
+    pub fn of(entry: &SnapshotEntry) -> EntrySummary {
+        EntrySummary {
+            etag_hash: etag_hash(&entry.etag),
+            status: entry.status.clone(),
+            status_since: entry.status_since,
+            stuck_announced: entry.stuck_announced,
+            has_draft: entry.draft.is_some(),
+        }
+    }
+
+    /// Returns whether [`diff_draft`] would write nothing and report nothing for `draft`.
+    pub fn is_unchanged(&self, draft: &Draft, cx: &DiffContext<'_>) -> bool {
+        self.has_draft
+            && self.status == draft.status
+            && self.etag_hash == etag_hash(&draft.etag)
+            && !stuck_due_at(&self.status, self.status_since, self.stuck_announced, cx)
+    }
+}
+
+/// Hashes an etag for [`EntrySummary`] with 64-bit FNV-1a.
+///
+/// N.B. two different etags of one draft with the same hash would hide an etag-only or
+/// field change (never a status change); at 64 bits that is negligible.
+pub fn etag_hash(etag: &str) -> u64 {
+    etag.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
+}
+
+fn is_false(flag: &bool) -> bool {
+    !*flag
+}
+
+/// Everything the diff needs besides the draft and its entry.
+#[derive(Clone, Copy, Debug)]
+pub struct DiffContext<'a> {
+    /// Unix seconds of this sweep.
+    pub now: i64,
+    /// Whether a draft missing from the snapshot is reported as created (the offer is
+    /// baselined, or `notify_existing` is on) or silently recorded.
+    pub announce_new: bool,
+    /// How long a draft may stay in a status before it is stuck. Every duration is positive.
+    pub stuck: &'a BTreeMap<DraftStatus, Duration>,
 }
 
 /// What the diff decided for one listed draft.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DraftDiff {
-    /// The new snapshot entry, or `None` when the etag and status are unchanged and
-    /// nothing needs to be written.
+    /// The new snapshot entry, or `None` when nothing needs to be written.
     pub write: Option<SnapshotEntry>,
-    pub event: Option<Event>,
+    /// At most one change event (created, status_changed or updated), then at most one
+    /// stuck event.
+    pub events: Vec<Event>,
 }
 
 /// Diffs one listed draft against its snapshot entry.
-///
-/// `announce_new` says whether a draft missing from the snapshot is reported as created
-/// (the offer is baselined, or `notify_existing` is on) or silently recorded.
-pub fn diff_draft(previous: Option<&SnapshotEntry>, draft: &Draft, now: i64, announce_new: bool) -> DraftDiff {
+pub fn diff_draft(previous: Option<&SnapshotEntry>, draft: &Draft, cx: &DiffContext<'_>) -> DraftDiff {
     let Some(previous) = previous else {
-        let write = SnapshotEntry {
+        let mut entry = SnapshotEntry {
             etag: draft.etag.clone(),
             status: draft.status.clone(),
             termination_reason: draft.termination_reason.clone(),
             offer_id: draft.offer_id.clone(),
-            first_seen: now,
-            status_since: now,
+            first_seen: cx.now,
+            status_since: cx.now,
+            stuck_announced: false,
+            draft: Some(draft.raw.clone()),
         };
-        let event = announce_new.then(|| new_event(EventKind::Created, None, "", draft, now, None));
-        return DraftDiff { write: Some(write), event };
+        let mut events: Vec<Event> = cx
+            .announce_new
+            .then(|| change_event(EventKind::Created, None, "", draft, cx.now, None))
+            .into_iter()
+            .collect();
+        events.extend(stuck_event(&mut entry, draft, cx));
+        return DraftDiff { write: Some(entry), events };
     };
 
     if previous.etag == draft.etag && previous.status == draft.status {
-        return DraftDiff::default();
+        let needs_stuck = stuck_due(previous, cx);
+        if !needs_stuck && previous.draft.is_some() {
+            return DraftDiff::default();
+        }
+        // N.B. an entry from an older build gets the draft object once, on its first sweep.
+        let mut entry = previous.clone();
+        entry.draft = Some(draft.raw.clone());
+        let events = stuck_event(&mut entry, draft, cx).into_iter().collect();
+        return DraftDiff { write: Some(entry), events };
     }
 
     let status_changed = previous.status != draft.status;
-    let write = SnapshotEntry {
+    let mut entry = SnapshotEntry {
         etag: draft.etag.clone(),
         status: draft.status.clone(),
         termination_reason: draft.termination_reason.clone(),
         offer_id: previous.offer_id.clone(),
         first_seen: previous.first_seen,
-        status_since: if status_changed { now } else { previous.status_since },
+        status_since: if status_changed { cx.now } else { previous.status_since },
+        stuck_announced: !status_changed && previous.stuck_announced,
+        draft: Some(draft.raw.clone()),
     };
-    if !status_changed {
-        return DraftDiff { write: Some(write), event: None };
-    }
 
-    let stay = u64::try_from(now.saturating_sub(previous.status_since)).unwrap_or(0);
-    let event =
-        new_event(EventKind::StatusChanged, Some(previous.status.clone()), &previous.etag, draft, now, Some(stay));
-    DraftDiff { write: Some(write), event: Some(event) }
+    let mut events = Vec::new();
+    if status_changed {
+        let stay = u64::try_from(cx.now.saturating_sub(previous.status_since)).unwrap_or(0);
+        let previous_status = Some(previous.status.clone());
+        events.push(change_event(EventKind::StatusChanged, previous_status, &previous.etag, draft, cx.now, Some(stay)));
+    } else if let Some(before) = &previous.draft {
+        let changed = changed_fields(before, &draft.raw);
+        if !changed.is_empty() {
+            let status = Some(previous.status.clone());
+            let mut event = change_event(EventKind::Updated, status, &previous.etag, draft, cx.now, None);
+            event.details.changed_fields = changed;
+            events.push(event);
+        }
+    }
+    events.extend(stuck_event(&mut entry, draft, cx));
+    DraftDiff { write: Some(entry), events }
 }
 
-fn new_event(
+/// Returns whether `entry`'s current stay has passed its threshold without a stuck event.
+fn stuck_due(entry: &SnapshotEntry, cx: &DiffContext<'_>) -> bool {
+    stuck_due_at(&entry.status, entry.status_since, entry.stuck_announced, cx)
+}
+
+fn stuck_due_at(status: &DraftStatus, since: i64, announced: bool, cx: &DiffContext<'_>) -> bool {
+    if announced {
+        return false;
+    }
+    let Some(threshold) = cx.stuck.get(status) else {
+        return false;
+    };
+    let stayed = u64::try_from(cx.now.saturating_sub(since)).unwrap_or(0);
+    stayed >= threshold.as_secs().max(1)
+}
+
+/// Builds the stuck event for `entry` when it is due, and marks the stay announced.
+fn stuck_event(entry: &mut SnapshotEntry, draft: &Draft, cx: &DiffContext<'_>) -> Option<Event> {
+    if !stuck_due(entry, cx) {
+        return None;
+    }
+    entry.stuck_announced = true;
+
+    let kind = EventKind::Stuck;
+    let since = entry.status_since.to_string();
+    let stayed = u64::try_from(cx.now.saturating_sub(entry.status_since)).unwrap_or(0);
+    Some(Event {
+        id: event_id(&[&draft.id, kind.wire_name(), entry.status.as_str(), &since]),
+        kind,
+        draft_id: draft.id.clone(),
+        offer_id: draft.offer_id.clone(),
+        previous_status: None,
+        status: Some(entry.status.clone()),
+        termination_reason: draft.termination_reason.clone(),
+        customer_email: draft.customer_email.clone(),
+        detected_at: cx.now,
+        previous_status_secs: None,
+        draft: draft.raw.clone(),
+        details: EventDetails { stuck_for: Some(stayed), ..EventDetails::default() },
+    })
+}
+
+/// Builds the removed event of a draft whose last snapshot entry is `entry`.
+///
+/// The event carries the last draft object seen, or, for an entry from an older build that
+/// kept none, an object with the facts the entry has.
+pub fn removed_event(draft_id: &str, entry: &SnapshotEntry, now: i64) -> Event {
+    let kind = EventKind::Removed;
+    let draft = entry.draft.clone().unwrap_or_else(|| {
+        json!({"id": draft_id, "offer_id": entry.offer_id, "status": entry.status, "etag": entry.etag,
+               "termination_reason": entry.termination_reason})
+    });
+    let customer_email = draft.get("customer_email").and_then(Value::as_str).map(str::to_owned);
+    let stay = u64::try_from(now.saturating_sub(entry.status_since)).unwrap_or(0);
+    Event {
+        id: event_id(&[draft_id, kind.wire_name(), &entry.etag]),
+        kind,
+        draft_id: draft_id.to_owned(),
+        offer_id: entry.offer_id.clone(),
+        previous_status: Some(entry.status.clone()),
+        status: None,
+        termination_reason: entry.termination_reason.clone(),
+        customer_email,
+        detected_at: now,
+        previous_status_secs: Some(stay),
+        draft,
+        details: EventDetails::default(),
+    }
+}
+
+fn change_event(
     kind: EventKind,
     previous_status: Option<DraftStatus>,
     previous_etag: &str,
@@ -88,12 +266,139 @@ fn new_event(
         draft_id: draft.id.clone(),
         offer_id: draft.offer_id.clone(),
         previous_status,
-        status: draft.status.clone(),
+        status: Some(draft.status.clone()),
         termination_reason: draft.termination_reason.clone(),
         customer_email: draft.customer_email.clone(),
         detected_at: now,
         previous_status_secs,
         draft: draft.raw.clone(),
+        details: EventDetails::default(),
+    }
+}
+
+/// Returns the names of the tracked fields that differ between two draft objects, in
+/// [`TRACKED_FIELDS`] order. A missing field and `null` are the same.
+pub fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
+    let pointer = |value: &Value, path: &str| value.pointer(path).cloned().unwrap_or(Value::Null);
+    let plain = [
+        ("payment_completed", "/payment_completed"),
+        ("cluster_ready", "/cluster_ready"),
+        ("server_joined", "/server_joined"),
+        ("order.status", "/order/status"),
+        ("delivery.status", "/delivery/status"),
+        ("current_checkout_session", "/current_checkout_session/id"),
+        ("termination_reason", "/termination_reason"),
+    ];
+
+    TRACKED_FIELDS
+        .iter()
+        .filter(|&&name| match plain.iter().find(|(field, _)| *field == name) {
+            Some((_, path)) => pointer(before, path) != pointer(after, path),
+            None => url_states(before) != url_states(after),
+        })
+        .map(|name| (*name).to_owned())
+        .collect()
+}
+
+/// Returns each delivery URL's `status` and `error`, keyed by `route_key`, else `url`.
+/// Timestamps and other fields of a URL are left out on purpose.
+fn url_states(draft: &Value) -> BTreeMap<String, (Value, Value)> {
+    let urls = draft.pointer("/delivery/urls").and_then(Value::as_array);
+    urls.into_iter()
+        .flatten()
+        .enumerate()
+        .map(|(index, url)| {
+            let key = ["route_key", "url"]
+                .iter()
+                .find_map(|field| url.get(*field).and_then(Value::as_str))
+                .map_or_else(|| format!("#{index}"), str::to_owned);
+            let field = |name: &str| url.get(name).cloned().unwrap_or(Value::Null);
+            (key, (field("status"), field("error")))
+        })
+        .collect()
+}
+
+/// Returns the id of the install operation to read when `draft` shows an install failure
+/// that `previous` did not: it terminated with `install_failed`, or its `delivery.status`
+/// became `failed`.
+pub fn new_install_failure(previous: Option<&SnapshotEntry>, draft: &Draft) -> Option<String> {
+    if !shows_install_failure(draft.termination_reason.as_ref(), &draft.raw) {
+        return None;
+    }
+    let failed_before = previous.is_some_and(|previous| match &previous.draft {
+        Some(before) => shows_install_failure(previous.termination_reason.as_ref(), before),
+        None => previous.termination_reason == Some(TerminationReason::InstallFailed),
+    });
+    if failed_before {
+        return None;
+    }
+    ["/install_operation_id", "/delivery/install_operation_id"]
+        .iter()
+        .find_map(|path| draft.raw.pointer(path).and_then(Value::as_str))
+        .filter(|id| !id.is_empty())
+        .map(str::to_owned)
+}
+
+fn shows_install_failure(reason: Option<&TerminationReason>, raw: &Value) -> bool {
+    reason == Some(&TerminationReason::InstallFailed)
+        || raw.pointer("/delivery/status").and_then(Value::as_str) == Some("failed")
+}
+
+/// Collects one offer's listing page by page, keeping only the drafts that need a diff.
+///
+/// A listing without a consistency promise can return a draft twice when rows move between
+/// pages. As in [`deduplicate`], the copy with the greater `updated_at` counts, and on a tie
+/// the one listed later. Drafts that need no diff are remembered by id only, so a large
+/// unchanged offer costs little memory.
+#[derive(Debug, Default)]
+pub struct ListingCollector {
+    /// Every listed id, with the `updated_at` of the copy that counts.
+    seen: HashMap<Box<str>, Option<i64>>,
+    /// Drafts that need a diff, in first-listed order; `None` where a fresher copy needed none.
+    pending: Vec<Option<Draft>>,
+    /// Maps ids in `pending` to their position.
+    positions: HashMap<Box<str>, usize>,
+}
+
+impl ListingCollector {
+    /// Takes one listed draft; `needs_diff` says whether it differs from its summary.
+    pub fn offer(&mut self, draft: Draft, needs_diff: bool) {
+        let updated_at = draft.updated_at;
+        if let Some(counted) = self.seen.get(draft.id.as_str())
+            && updated_at.unwrap_or(i64::MIN) < counted.unwrap_or(i64::MIN)
+        {
+            return;
+        }
+        self.seen.insert(draft.id.as_str().into(), updated_at);
+
+        match (self.positions.get(draft.id.as_str()).copied(), needs_diff) {
+            (Some(position), true) => self.pending[position] = Some(draft),
+            (Some(position), false) => self.pending[position] = None,
+            (None, true) => {
+                self.positions.insert(draft.id.as_str().into(), self.pending.len());
+                self.pending.push(Some(draft));
+            }
+            (None, false) => {}
+        }
+    }
+
+    /// Returns whether the listing so far contains `draft_id`.
+    pub fn contains(&self, draft_id: &str) -> bool {
+        self.seen.contains_key(draft_id)
+    }
+
+    /// Counts distinct listed drafts.
+    pub fn len(&self) -> usize {
+        self.seen.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.seen.is_empty()
+    }
+
+    /// Returns the drafts that need a diff, each once, in first-listed order.
+    pub fn into_pending(self) -> Vec<Draft> {
+        self.pending.into_iter().flatten().collect()
     }
 }
 
@@ -134,27 +439,39 @@ mod tests {
     fn entry(status: DraftStatus, etag: &str, since: i64) -> SnapshotEntry {
         SnapshotEntry {
             etag: etag.into(),
-            status,
+            status: status.clone(),
             termination_reason: None,
             offer_id: "offer_1".into(),
             first_seen: 100,
             status_since: since,
+            stuck_announced: false,
+            draft: Some(json!({"id": "odft_1", "offer_id": "offer_1", "status": status, "etag": etag})),
         }
+    }
+
+    fn diff(previous: Option<&SnapshotEntry>, listed: &Draft, now: i64, announce_new: bool) -> DraftDiff {
+        let stuck = BTreeMap::new();
+        diff_draft(previous, listed, &DiffContext { now, announce_new, stuck: &stuck })
+    }
+
+    fn stuck_after(status: DraftStatus, secs: u64) -> BTreeMap<DraftStatus, Duration> {
+        BTreeMap::from([(status, Duration::from_secs(secs))])
     }
 
     #[test]
     fn diff_baseline_is_silent() {
-        let diff = diff_draft(None, &draft("odft_1", "payment", "1"), 500, false);
+        let diff = diff(None, &draft("odft_1", "payment", "1"), 500, false);
         let write = diff.write.unwrap();
         assert_eq!(write.first_seen, 500);
         assert_eq!(write.status_since, 500);
-        assert!(diff.event.is_none());
+        assert!(write.draft.is_some());
+        assert!(diff.events.is_empty());
     }
 
     #[test]
     fn diff_new_draft_announced() {
-        let diff = diff_draft(None, &draft("odft_1", "terminated", "1"), 500, true);
-        let event = diff.event.unwrap();
+        let diff = diff(None, &draft("odft_1", "terminated", "1"), 500, true);
+        let event = &diff.events[0];
         assert_eq!(event.kind, EventKind::Created);
         assert_eq!(event.previous_status, None);
         assert_eq!(event.id, event_id(&["odft_1", "order_draft.created", "", "1"]));
@@ -163,14 +480,23 @@ mod tests {
     #[test]
     fn diff_unchanged_writes_nothing() {
         let previous = entry(DraftStatus::Payment, "1", 100);
-        assert_eq!(diff_draft(Some(&previous), &draft("odft_1", "payment", "1"), 500, true), DraftDiff::default());
+        assert_eq!(diff(Some(&previous), &draft("odft_1", "payment", "1"), 500, true), DraftDiff::default());
+    }
+
+    #[test]
+    fn diff_old_entry_gains_draft() {
+        let mut previous = entry(DraftStatus::Payment, "1", 100);
+        previous.draft = None;
+        let diff = diff(Some(&previous), &draft("odft_1", "payment", "1"), 500, true);
+        assert!(diff.events.is_empty());
+        assert!(diff.write.unwrap().draft.is_some());
     }
 
     #[test]
     fn diff_etag_only_is_silent() {
         let previous = entry(DraftStatus::Payment, "1", 100);
-        let diff = diff_draft(Some(&previous), &draft("odft_1", "payment", "2"), 500, true);
-        assert!(diff.event.is_none());
+        let diff = diff(Some(&previous), &draft("odft_1", "payment", "2"), 500, true);
+        assert!(diff.events.is_empty());
         let write = diff.write.unwrap();
         assert_eq!(write.etag, "2");
         assert_eq!(write.status_since, 100, "an etag change does not restart the stay");
@@ -179,11 +505,11 @@ mod tests {
     #[test]
     fn diff_status_change_event() {
         let previous = entry(DraftStatus::Payment, "1", 100);
-        let diff = diff_draft(Some(&previous), &draft("odft_1", "install", "2"), 460, false);
-        let event = diff.event.unwrap();
+        let diff = diff(Some(&previous), &draft("odft_1", "install", "2"), 460, false);
+        let event = &diff.events[0];
         assert_eq!(event.kind, EventKind::StatusChanged);
         assert_eq!(event.previous_status, Some(DraftStatus::Payment));
-        assert_eq!(event.status, DraftStatus::Install);
+        assert_eq!(event.status, Some(DraftStatus::Install));
         assert_eq!(event.previous_status_secs, Some(360));
         assert_eq!(event.id, event_id(&["odft_1", "order_draft.status_changed", "1", "2"]));
         let write = diff.write.unwrap();
@@ -194,8 +520,139 @@ mod tests {
     #[test]
     fn diff_unknown_status_flows() {
         let previous = entry(DraftStatus::Install, "1", 100);
-        let diff = diff_draft(Some(&previous), &draft("odft_1", "rolling_back", "2"), 200, false);
-        assert_eq!(diff.event.unwrap().status, DraftStatus::Other("rolling_back".into()));
+        let diff = diff(Some(&previous), &draft("odft_1", "rolling_back", "2"), 200, false);
+        assert_eq!(diff.events[0].status, Some(DraftStatus::Other("rolling_back".into())));
+    }
+
+    #[test]
+    fn diff_tracked_field_updates() {
+        let mut previous = entry(DraftStatus::Install, "1", 100);
+        previous.draft = Some(json!({"id": "odft_1", "status": "install", "payment_completed": false,
+            "delivery": {"status": "running", "urls": [{"route_key": "web", "status": "provisioning", "updated_at": 1}]}}));
+        let listed = Draft::from_value(json!({"id": "odft_1", "offer_id": "offer_1", "status": "install", "etag": "2",
+            "payment_completed": true,
+            "delivery": {"status": "running", "urls": [{"route_key": "web", "status": "active", "updated_at": 2}]}}))
+        .unwrap();
+        let diff = diff(Some(&previous), &listed, 300, true);
+        let event = &diff.events[0];
+        assert_eq!(event.kind, EventKind::Updated);
+        assert_eq!(event.details.changed_fields, ["payment_completed", "delivery.urls"]);
+        assert_eq!(event.previous_status, event.status);
+        assert_eq!(event.id, event_id(&["odft_1", "order_draft.updated", "1", "2"]));
+    }
+
+    #[test]
+    fn url_timestamp_alone_is_silent() {
+        let before = json!({"delivery": {"urls": [{"url": "https://a", "status": "active", "updated_at": 1}]}});
+        let after = json!({"delivery": {"urls": [{"url": "https://a", "status": "active", "updated_at": 9}]}});
+        assert!(changed_fields(&before, &after).is_empty());
+        let gone = json!({"delivery": {"urls": []}});
+        assert_eq!(changed_fields(&before, &gone), ["delivery.urls"]);
+        let errored = json!({"delivery": {"urls": [{"url": "https://a", "status": "active", "error": "dns"}]}});
+        assert_eq!(changed_fields(&before, &errored), ["delivery.urls"]);
+    }
+
+    #[test]
+    fn checkout_session_id_counts() {
+        let before = json!({"current_checkout_session": {"id": "cs_1", "url": "https://pay/1"}});
+        let same_id = json!({"current_checkout_session": {"id": "cs_1", "url": "https://pay/2"}});
+        let new_id = json!({"current_checkout_session": {"id": "cs_2"}});
+        assert!(changed_fields(&before, &same_id).is_empty());
+        assert_eq!(changed_fields(&before, &new_id), ["current_checkout_session"]);
+    }
+
+    #[test]
+    fn stuck_once_per_stay() {
+        let stuck = stuck_after(DraftStatus::Configure, 3600);
+        let cx = |now| DiffContext { now, announce_new: true, stuck: &stuck };
+        let previous = entry(DraftStatus::Configure, "1", 1000);
+        let listed = draft("odft_1", "configure", "1");
+
+        assert_eq!(diff_draft(Some(&previous), &listed, &cx(4599)), DraftDiff::default(), "not yet");
+        let due = diff_draft(Some(&previous), &listed, &cx(4600));
+        let event = &due.events[0];
+        assert_eq!(event.kind, EventKind::Stuck);
+        assert_eq!(event.previous_status, None);
+        assert_eq!(event.status, Some(DraftStatus::Configure));
+        assert_eq!(event.details.stuck_for, Some(3600));
+        assert_eq!(event.id, event_id(&["odft_1", "order_draft.stuck", "configure", "1000"]));
+        let announced = due.write.unwrap();
+        assert!(announced.stuck_announced);
+
+        assert_eq!(diff_draft(Some(&announced), &listed, &cx(9000)), DraftDiff::default(), "once per stay");
+        let touched = diff_draft(Some(&announced), &draft("odft_1", "configure", "2"), &cx(9000));
+        assert!(touched.events.is_empty(), "an etag change keeps the stay");
+        assert!(touched.write.unwrap().stuck_announced);
+    }
+
+    #[test]
+    fn stuck_rearms_on_status_change() {
+        let stuck = stuck_after(DraftStatus::Configure, 60);
+        let cx = |now| DiffContext { now, announce_new: true, stuck: &stuck };
+        let mut previous = entry(DraftStatus::Configure, "1", 0);
+        previous.stuck_announced = true;
+
+        let moved = diff_draft(Some(&previous), &draft("odft_1", "payment", "2"), &cx(100)).write.unwrap();
+        assert!(!moved.stuck_announced);
+        let back = diff_draft(Some(&moved), &draft("odft_1", "configure", "3"), &cx(200)).write.unwrap();
+        let again = diff_draft(Some(&back), &draft("odft_1", "configure", "3"), &cx(260));
+        assert_eq!(again.events.len(), 1);
+        assert_eq!(again.events[0].id, event_id(&["odft_1", "order_draft.stuck", "configure", "200"]));
+    }
+
+    #[test]
+    fn removed_event_shape() {
+        let previous = entry(DraftStatus::Payment, "7", 100);
+        let event = removed_event("odft_1", &previous, 400);
+        assert_eq!(event.kind, EventKind::Removed);
+        assert_eq!(event.previous_status, Some(DraftStatus::Payment));
+        assert_eq!(event.status, None);
+        assert_eq!(event.draft, previous.draft.clone().unwrap());
+        assert_eq!(event.id, event_id(&["odft_1", "order_draft.removed", "7"]));
+
+        let mut old = previous;
+        old.draft = None;
+        assert_eq!(removed_event("odft_1", &old, 400).draft["status"], "payment");
+    }
+
+    #[test]
+    fn install_failure_found_once() {
+        let failed = Draft::from_value(json!({"id": "odft_1", "offer_id": "o", "status": "install", "etag": "2",
+            "install_operation_id": "op_1", "delivery": {"status": "failed"}}))
+        .unwrap();
+        let previous = entry(DraftStatus::Install, "1", 0);
+        assert_eq!(new_install_failure(Some(&previous), &failed), Some("op_1".into()));
+
+        let mut already = previous;
+        already.draft = Some(failed.raw.clone());
+        assert_eq!(new_install_failure(Some(&already), &failed), None);
+
+        let terminated = Draft::from_value(json!({"id": "odft_1", "offer_id": "o", "status": "terminated",
+            "termination_reason": "install_failed", "delivery": {"install_operation_id": "op_2"}}))
+        .unwrap();
+        assert_eq!(new_install_failure(None, &terminated), Some("op_2".into()));
+    }
+
+    #[test]
+    fn collector_keeps_fresher_copy() {
+        let copy = |etag: &str, updated_at: i64| {
+            Draft::from_value(
+                json!({"id": "a", "offer_id": "o", "status": "payment", "etag": etag, "updated_at": updated_at}),
+            )
+            .unwrap()
+        };
+        let mut collector = ListingCollector::default();
+        collector.offer(copy("2", 20), true);
+        collector.offer(copy("1", 10), false);
+        collector.offer(draft("b", "done", "1"), false);
+        assert_eq!(collector.len(), 2);
+        assert!(collector.contains("b"));
+        assert_eq!(collector.into_pending(), vec![copy("2", 20)], "the older copy is ignored");
+
+        let mut collector = ListingCollector::default();
+        collector.offer(copy("1", 10), true);
+        collector.offer(copy("1", 10), false);
+        assert!(collector.into_pending().is_empty(), "a later unchanged copy wins the tie");
     }
 
     #[test]

@@ -36,6 +36,8 @@ pub struct AkuaClient {
     context: Option<HeaderValue>,
     /// 1..=100, sent as `limit`.
     page_size: u8,
+    /// At least 1; see [`MAX_PAGES_PER_LISTING`].
+    max_pages: usize,
 }
 
 impl std::fmt::Debug for AkuaClient {
@@ -51,6 +53,26 @@ pub struct DraftListing {
     pub pages: usize,
     /// Listed items that could not be read as drafts, with their position in the listing.
     pub skipped: Vec<(usize, DraftParseError)>,
+}
+
+/// What [`AkuaClient::walk_drafts`] hands its callback.
+#[derive(Debug)]
+pub enum ListingStep {
+    /// One page, in listing order. `skipped` holds the items that are not readable drafts,
+    /// with their position in the listing.
+    Page { drafts: Vec<Draft>, skipped: Vec<(usize, DraftParseError)> },
+    /// A cursor was rejected and the listing starts again from the first page: forget
+    /// every page handed over so far.
+    Restarted,
+}
+
+/// How a completed listing went.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct WalkStats {
+    /// Pages read, including those of an abandoned first attempt.
+    pub pages: usize,
+    /// 0, or 1 when a rejected cursor restarted the listing.
+    pub restarts: usize,
 }
 
 impl AkuaClient {
@@ -83,7 +105,15 @@ impl AkuaClient {
             authorization: Secret::new(authorization),
             context,
             page_size: config.page_size,
+            max_pages: MAX_PAGES_PER_LISTING,
         })
+    }
+
+    /// Cuts listings off after `max_pages` pages (at least 1) instead of
+    /// [`MAX_PAGES_PER_LISTING`].
+    pub fn with_max_pages(mut self, max_pages: usize) -> AkuaClient {
+        self.max_pages = max_pages.max(1);
+        self
     }
 
     /// Lists every offer visible to the token, following cursors to the end.
@@ -93,7 +123,7 @@ impl AkuaClient {
         let mut cursor: Option<String> = None;
         let mut seen_cursors = HashSet::new();
 
-        for _ in 0..MAX_PAGES_PER_LISTING {
+        for _ in 0..self.max_pages {
             let mut query = vec![("limit", self.page_size.to_string())];
             if let Some(cursor) = &cursor {
                 query.push(("cursor", cursor.clone()));
@@ -106,7 +136,7 @@ impl AkuaClient {
                 None => return Ok(offers),
             }
         }
-        Err(runaway(&context))
+        Err(runaway(&context, self.max_pages))
     }
 
     /// Reads one page of an offer's drafts, optionally filtered by status.
@@ -133,30 +163,80 @@ impl AkuaClient {
     /// [`DraftListing::skipped`]; any failed page fails the whole listing, so the caller
     /// never mistakes a partial listing for a complete one.
     pub async fn list_drafts(&self, offer: &str) -> Result<DraftListing, ApiError> {
-        let context = RequestContext { endpoint: "GET /order_drafts", offer: Some(offer.to_owned()) };
         let mut listing = DraftListing::default();
-        let mut cursor: Option<String> = None;
-        let mut seen_cursors = HashSet::new();
-        let mut position = 0;
-
-        for _ in 0..MAX_PAGES_PER_LISTING {
-            let page = self.list_drafts_page(offer, None, cursor.as_deref()).await?;
-            listing.pages += 1;
-
-            for raw in page.data {
-                match Draft::from_value(raw) {
-                    Ok(draft) => listing.drafts.push(draft),
-                    Err(error) => listing.skipped.push((position, error)),
+        let stats = self
+            .walk_drafts(offer, None, |step| match step {
+                ListingStep::Page { drafts, skipped } => {
+                    listing.drafts.extend(drafts);
+                    listing.skipped.extend(skipped);
                 }
-                position += 1;
-            }
+                ListingStep::Restarted => {
+                    listing.drafts.clear();
+                    listing.skipped.clear();
+                }
+            })
+            .await?;
+        listing.pages = stats.pages;
+        Ok(listing)
+    }
 
-            match next_cursor(&context, page.has_more, page.next_cursor, &mut seen_cursors)? {
-                Some(next) => cursor = Some(next),
-                None => return Ok(listing),
+    /// Walks one offer's drafts page by page, optionally only those in `status`, handing
+    /// each page to `on_step` as it arrives.
+    ///
+    /// A 400 on a page after the first means the cursor was rejected (it expired, or the
+    /// listing changed under it): the listing restarts once from the first page, and
+    /// `on_step` hears [`ListingStep::Restarted`] first. A second rejection, any other
+    /// failed page, a cursor that comes back, or more than the page bound fails the walk;
+    /// the caller must then discard what it was handed.
+    pub async fn walk_drafts(
+        &self,
+        offer: &str,
+        status: Option<&DraftStatus>,
+        mut on_step: impl FnMut(ListingStep),
+    ) -> Result<WalkStats, ApiError> {
+        let context = RequestContext { endpoint: "GET /order_drafts", offer: Some(offer.to_owned()) };
+        let mut stats = WalkStats::default();
+
+        'attempts: loop {
+            let mut cursor: Option<String> = None;
+            let mut seen_cursors = HashSet::new();
+            let mut position = 0;
+
+            for _ in 0..self.max_pages {
+                let page = match self.list_drafts_page(offer, status, cursor.as_deref()).await {
+                    Ok(page) => page,
+                    Err(ApiError::Status { status: 400, .. }) if cursor.is_some() && stats.restarts == 0 => {
+                        tracing::warn!(
+                            offer_id = offer,
+                            pages = stats.pages,
+                            "cursor rejected; listing the offer again from the first page"
+                        );
+                        stats.restarts += 1;
+                        on_step(ListingStep::Restarted);
+                        continue 'attempts;
+                    }
+                    Err(error) => return Err(error),
+                };
+                stats.pages += 1;
+
+                let mut drafts = Vec::with_capacity(page.data.len());
+                let mut skipped = Vec::new();
+                for raw in page.data {
+                    match Draft::from_value(raw) {
+                        Ok(draft) => drafts.push(draft),
+                        Err(error) => skipped.push((position, error)),
+                    }
+                    position += 1;
+                }
+                on_step(ListingStep::Page { drafts, skipped });
+
+                match next_cursor(&context, page.has_more, page.next_cursor, &mut seen_cursors)? {
+                    Some(next) => cursor = Some(next),
+                    None => return Ok(stats),
+                }
             }
+            return Err(runaway(&context, self.max_pages));
         }
-        Err(runaway(&context))
     }
 
     /// Reads one draft by id. A 404 is `Ok(None)`.
@@ -170,6 +250,13 @@ impl AkuaClient {
             Err(ApiError::Status { status: 404, .. }) => Ok(None),
             Err(error) => Err(error),
         }
+    }
+
+    /// Reads one operation, such as a draft's install operation, as the API returned it.
+    pub async fn get_operation(&self, id: &str) -> Result<Value, ApiError> {
+        let context = RequestContext { endpoint: "GET /operations/{id}", offer: None };
+        let path = format!("/operations/{}", encode_path_segment(id));
+        self.get_json(&context, &path, &[]).await
     }
 
     async fn get_json<T: DeserializeOwned>(
@@ -236,11 +323,8 @@ fn next_cursor(
     Ok(Some(next))
 }
 
-fn runaway(context: &RequestContext) -> ApiError {
-    ApiError::RunawayListing {
-        context: context.clone(),
-        detail: format!("still has_more after {MAX_PAGES_PER_LISTING} pages"),
-    }
+fn runaway(context: &RequestContext, max_pages: usize) -> ApiError {
+    ApiError::RunawayListing { context: context.clone(), detail: format!("still has_more after {max_pages} pages") }
 }
 
 /// Describes a transport error without its URL, which would repeat the base URL and query.

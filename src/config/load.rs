@@ -15,8 +15,10 @@ use super::error::ConfigError;
 use super::fields::{Context, KeyPath, Section, Text, http_url, wrong_type};
 use super::interpolate::interpolate_table;
 use super::{
-    AkuaConfig, Config, DEFAULT_BASE_URL, DeliveryConfig, PollConfig, StateConfig, rule_section, sink_section,
+    AkuaConfig, Config, DEFAULT_BASE_URL, DeliveryConfig, PollConfig, PollMode, StateConfig, rule_section,
+    sink_section, suggest,
 };
+use crate::akua::DraftStatus;
 use crate::secret::Secret;
 
 /// A configuration that loaded, with the warnings found while validating it.
@@ -27,9 +29,9 @@ pub struct LoadedConfig {
     pub warnings: Vec<String>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["akua", "poll", "state", "delivery", "sinks", "rules"];
+const TOP_LEVEL_KEYS: &[&str] = &["akua", "poll", "state", "delivery", "sinks", "rules", "stuck"];
 const AKUA_KEYS: &[&str] = &["base_url", "token", "token_file", "context", "offers", "page_size", "request_timeout"];
-const POLL_KEYS: &[&str] = &["interval", "jitter", "notify_existing"];
+const POLL_KEYS: &[&str] = &["interval", "jitter", "notify_existing", "mode", "full_every"];
 const STATE_KEYS: &[&str] = &["path"];
 const DELIVERY_KEYS: &[&str] = &["retry_for", "max_backoff"];
 
@@ -94,6 +96,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, base_dir: &Path) 
     let state = state.map(|state| read_state(&state)).transpose()?.unwrap_or_default();
     let delivery = delivery.map(|delivery| read_delivery(&delivery, &DeliveryConfig::default())).transpose()?;
     let delivery = delivery.unwrap_or_default();
+    let stuck = root.table("stuck")?.map(|stuck| read_stuck(&stuck)).transpose()?.unwrap_or_default();
 
     let sinks = sink_section::read_sinks(&root, &delivery)?;
     let rules = rule_section::read_rules(&root, &sinks.sinks)?;
@@ -106,7 +109,8 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, base_dir: &Path) 
         }
     }
 
-    let config = Config { akua, poll, state, delivery, sinks: sinks.sinks, sink_delivery: sinks.delivery, rules };
+    let config =
+        Config { akua, poll, state, delivery, sinks: sinks.sinks, sink_delivery: sinks.delivery, rules, stuck };
     Ok(LoadedConfig { config, warnings })
 }
 
@@ -244,8 +248,45 @@ fn read_poll(section: &Section) -> Result<PollConfig, ConfigError> {
     }
     let jitter = section.duration("jitter", "3s")?.unwrap_or(defaults.jitter);
     let notify_existing = section.bool("notify_existing")?.unwrap_or(defaults.notify_existing);
+    let mode = match section.non_empty_string("mode")? {
+        None => defaults.mode,
+        Some(text) => match text.value.as_str() {
+            "full" => PollMode::Full,
+            "active" => PollMode::Active,
+            other => {
+                let shown = section.ctx.shown(&text.path, other);
+                let hint = suggest::hint(other, &["full", "active"]);
+                return Err(ConfigError::at(&text.path, format!("{shown} is not a poll mode{hint}")));
+            }
+        },
+    };
+    let full_every = section.positive_duration("full_every", "1h")?.unwrap_or(defaults.full_every);
 
-    Ok(PollConfig { interval, jitter, notify_existing })
+    Ok(PollConfig { interval, jitter, notify_existing, mode, full_every })
+}
+
+/// Reads `[stuck]`: documented non-terminal status names, each with a duration of at least
+/// one second.
+fn read_stuck(section: &Section) -> Result<std::collections::BTreeMap<DraftStatus, Duration>, ConfigError> {
+    let mut stuck = std::collections::BTreeMap::new();
+    for name in section.table.keys() {
+        let path = section.path.key(name);
+        if !DraftStatus::KNOWN.contains(&name.as_str()) {
+            let hint = suggest::hint(name, DraftStatus::KNOWN);
+            return Err(ConfigError::at(&path, format!("`{name}` is not a known status{hint}")));
+        }
+        let status = DraftStatus::parse(name);
+        if status.is_terminal() {
+            let message = format!("a draft never leaves `{name}`, so it cannot be stuck there; remove the key");
+            return Err(ConfigError::at(&path, message));
+        }
+        let duration = section.positive_duration(name, "1h")?.expect("the key is present");
+        if duration < Duration::from_secs(1) {
+            return Err(ConfigError::at(&path, "shorter than the minimum of 1s; write a duration such as \"1h\""));
+        }
+        stuck.insert(status, duration);
+    }
+    Ok(stuck)
 }
 
 fn read_state(section: &Section) -> Result<StateConfig, ConfigError> {

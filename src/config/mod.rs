@@ -23,6 +23,7 @@ use url::Url;
 pub use error::ConfigError;
 pub use load::{LoadedConfig, load, parse};
 
+use crate::akua::DraftStatus;
 use crate::rules::Rule;
 use crate::secret::Secret;
 
@@ -43,6 +44,9 @@ pub struct Config {
     pub sink_delivery: BTreeMap<String, DeliveryConfig>,
     /// Non-empty, in file order.
     pub rules: Vec<Rule>,
+    /// `[stuck]`: how long a draft may stay in a status before a stuck event. Every key is a
+    /// documented non-terminal status and every duration is at least one second.
+    pub stuck: BTreeMap<DraftStatus, Duration>,
 }
 
 /// `[akua]`: how to reach the API and what to list.
@@ -71,11 +75,31 @@ pub struct PollConfig {
     pub jitter: Duration,
     /// Whether the first listing of an offer reports its drafts as created.
     pub notify_existing: bool,
+    pub mode: PollMode,
+    /// In active mode, how often a full sweep runs anyway. Positive.
+    pub full_every: Duration,
+}
+
+/// What one sweep lists.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum PollMode {
+    /// Every draft of every offer, each cycle.
+    #[default]
+    Full,
+    /// Only non-terminal drafts, one query per status and offer, plus a read by id of each
+    /// known draft that left that set; a full sweep every `full_every`.
+    Active,
 }
 
 impl Default for PollConfig {
     fn default() -> Self {
-        PollConfig { interval: Duration::from_secs(30), jitter: Duration::ZERO, notify_existing: false }
+        PollConfig {
+            interval: Duration::from_secs(30),
+            jitter: Duration::ZERO,
+            notify_existing: false,
+            mode: PollMode::Full,
+            full_every: Duration::from_secs(3600),
+        }
     }
 }
 

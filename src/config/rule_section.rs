@@ -12,11 +12,15 @@ use super::{SinkConfig, suggest};
 use crate::akua::DraftStatus;
 use crate::event::EventKind;
 use crate::rules::{Rule, StatusMatcher};
+use crate::sweep::TRACKED_FIELDS;
 
-const RULE_KEYS: &[&str] = &["name", "events", "from", "to", "sinks"];
+const RULE_KEYS: &[&str] = &["name", "events", "from", "to", "fields", "sinks"];
 
 /// The events a rule hears of when it sets no `events`.
 const DEFAULT_EVENTS: &[EventKind] = &[EventKind::StatusChanged, EventKind::Created];
+
+/// The events a rule with `fields` hears of when it sets no `events`.
+const DEFAULT_FIELD_EVENTS: &[EventKind] = &[EventKind::Updated];
 
 /// Reads every `[[rules]]` entry, in file order. At least one is required.
 pub(super) fn read_rules(root: &Section, sinks: &BTreeMap<String, SinkConfig>) -> Result<Vec<Rule>, ConfigError> {
@@ -33,18 +37,44 @@ fn read_rule(rule: &Section, sinks: &BTreeMap<String, SinkConfig>) -> Result<Rul
     rule.check_keys(RULE_KEYS)?;
 
     let name = rule.non_empty_string("name")?.map(|name| name.value);
-    let events = read_events(rule)?;
+    let fields = read_fields(rule)?;
+    let defaults = if fields.is_empty() { DEFAULT_EVENTS } else { DEFAULT_FIELD_EVENTS };
+    let events = read_events(rule, defaults)?;
     let from = read_status_matcher(rule, "from")?;
     let to = read_status_matcher(rule, "to")?;
     let sinks = read_rule_sinks(rule, sinks)?;
 
-    Ok(Rule { name, events, from, to, sinks })
+    Ok(Rule { name, events, from, to, fields, sinks })
+}
+
+/// Reads `fields`: tracked field names, each kept once. Absent means no field filter.
+fn read_fields(rule: &Section) -> Result<Vec<String>, ConfigError> {
+    let Some(texts) = rule.strings("fields")? else {
+        return Ok(Vec::new());
+    };
+    if texts.is_empty() {
+        let message = "empty list; list tracked fields such as \"delivery.status\", or remove the key";
+        return Err(ConfigError::at(&rule.path.key("fields"), message));
+    }
+
+    let mut fields: Vec<String> = Vec::with_capacity(texts.len());
+    for text in texts {
+        if !TRACKED_FIELDS.contains(&text.value.as_str()) {
+            let shown = rule.ctx.shown(&text.path, &text.value);
+            let hint = suggest::hint(&text.value, TRACKED_FIELDS);
+            return Err(ConfigError::at(&text.path, format!("{shown} is not a tracked field{hint}")));
+        }
+        if !fields.contains(&text.value) {
+            fields.push(text.value);
+        }
+    }
+    Ok(fields)
 }
 
 /// Reads `events`: names with or without the `order_draft.` prefix, each kept once.
-fn read_events(rule: &Section) -> Result<Vec<EventKind>, ConfigError> {
+fn read_events(rule: &Section, defaults: &[EventKind]) -> Result<Vec<EventKind>, ConfigError> {
     let Some(texts) = rule.strings("events")? else {
-        return Ok(DEFAULT_EVENTS.to_vec());
+        return Ok(defaults.to_vec());
     };
     if texts.is_empty() {
         let message = "empty list; list event types such as \"status_changed\", or remove the key for the default";

@@ -194,7 +194,12 @@ max_backoff = "30s"
     assert_eq!(config.akua.request_timeout, Duration::from_secs(90));
     assert_eq!(
         config.poll,
-        PollConfig { interval: Duration::from_secs(1), jitter: Duration::from_millis(500), notify_existing: true }
+        PollConfig {
+            interval: Duration::from_secs(1),
+            jitter: Duration::from_millis(500),
+            notify_existing: true,
+            ..PollConfig::default()
+        }
     );
     assert_eq!(config.state.path, Path::new("/var/lib/draftwatch"));
     assert_eq!(
@@ -694,4 +699,40 @@ fn load_missing_file_explains() {
     assert!(shown.contains(&path.display().to_string()), "{shown}");
     assert!(shown.contains("--config PATH"), "{shown}");
     assert!(shown.contains("DRAFTWATCH_CONFIG"), "{shown}");
+}
+
+#[test]
+fn stuck_table_reads_durations() {
+    let config = valid(&format!("{BASE}\n[stuck]\nconfigure = \"1h\"\npayment = \"30m\"\n")).config;
+    assert_eq!(config.stuck.get(&crate::akua::DraftStatus::Configure), Some(&Duration::from_secs(3600)));
+    assert_eq!(config.stuck.get(&crate::akua::DraftStatus::Payment), Some(&Duration::from_secs(1800)));
+    assert!(valid(BASE).config.stuck.is_empty());
+}
+
+#[test]
+fn stuck_rejects_bad_entries() {
+    assert_error(&format!("{BASE}\n[stuck]\nconfigur = \"1h\"\n"), "stuck.configur", "did you mean `configure`?");
+    assert_error(&format!("{BASE}\n[stuck]\ndone = \"1h\"\n"), "stuck.done", "never leaves");
+    assert_error(&format!("{BASE}\n[stuck]\npayment = \"soon\"\n"), "stuck.payment", "not a duration");
+    assert_error(&format!("{BASE}\n[stuck]\npayment = \"0s\"\n"), "stuck.payment", "longer than zero");
+}
+
+#[test]
+fn poll_mode_and_full_every() {
+    let config = valid(&format!("{BASE}\n[poll]\nmode = \"active\"\nfull_every = \"2h\"\n")).config;
+    assert_eq!(config.poll.mode, super::PollMode::Active);
+    assert_eq!(config.poll.full_every, Duration::from_secs(7200));
+    assert_eq!(valid(BASE).config.poll.mode, super::PollMode::Full);
+    assert_error(&format!("{BASE}\n[poll]\nmode = \"activ\"\n"), "poll.mode", "did you mean `active`?");
+}
+
+#[test]
+fn rule_fields_default_to_updated() {
+    let text = format!("{BASE}\n[[rules]]\nfields = [\"delivery.status\"]\nsinks = [\"ops\"]\n");
+    let rule = valid(&text).config.rules.pop().unwrap();
+    assert_eq!(rule.events, [crate::event::EventKind::Updated]);
+    assert_eq!(rule.fields, ["delivery.status"]);
+
+    let text = format!("{BASE}\n[[rules]]\nfields = [\"delivery.staus\"]\nsinks = [\"ops\"]\n");
+    assert_error(&text, "rules[1].fields[0]", "did you mean `delivery.status`?");
 }

@@ -12,7 +12,8 @@ use crate::sinks::Notification;
 /// The human-readable facts of one notification, in display order.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Summary {
-    /// `payment → install`, or `new order draft in payment` for a created draft.
+    /// `payment → install`, `new order draft in payment` for a created draft, and a
+    /// phrase naming the removal, the stay or the changed fields for the other kinds.
     pub headline: String,
     /// One line naming the draft, the offer and the transition.
     pub sentence: String,
@@ -28,18 +29,36 @@ impl Summary {
         let event = &n.event;
         let draft_id = single_line(&event.draft_id);
         let offer_id = single_line(&event.offer_id);
-        let status = status_text(&event.status);
+        let status = event.status.as_ref().map_or_else(|| "removed".to_owned(), status_text);
         let previous = match (event.kind, &event.previous_status) {
-            (EventKind::StatusChanged, Some(previous)) => Some(status_text(previous)),
+            (EventKind::StatusChanged | EventKind::Removed, Some(previous)) => Some(status_text(previous)),
             _ => None,
         };
+        let changed =
+            event.details.changed_fields.iter().map(|field| single_line(field)).collect::<Vec<_>>().join(", ");
+        let stuck_for = humanize_secs(event.details.stuck_for.unwrap_or(0));
 
-        let (headline, mut sentence) = match &previous {
-            Some(previous) => (
+        let (headline, mut sentence) = match (event.kind, &previous) {
+            (EventKind::Removed, _) => (
+                format!("order draft removed in {}", previous.as_deref().unwrap_or("unknown status")),
+                format!(
+                    "order draft {draft_id} in offer {offer_id} was removed (last seen in {})",
+                    previous.as_deref().unwrap_or("unknown status")
+                ),
+            ),
+            (EventKind::Stuck, _) => (
+                format!("stuck in {status} for {stuck_for}"),
+                format!("order draft {draft_id} in offer {offer_id} has been in {status} for {stuck_for}"),
+            ),
+            (EventKind::Updated, _) => (
+                format!("{status}: {changed} changed"),
+                format!("order draft {draft_id} in offer {offer_id} in {status}: {changed} changed"),
+            ),
+            (_, Some(previous)) => (
                 format!("{previous} → {status}"),
                 format!("order draft {draft_id} in offer {offer_id}: {previous} → {status}"),
             ),
-            None => (
+            (_, None) => (
                 format!("new order draft in {status}"),
                 format!("new order draft {draft_id} in offer {offer_id} in status {status}"),
             ),
@@ -55,8 +74,14 @@ impl Summary {
         if let (Some(previous), Some(secs)) = (&previous, event.previous_status_secs) {
             fields.push((format!("Time in {previous}"), humanize_secs(secs)));
         }
+        if !changed.is_empty() {
+            fields.push(("Changed".to_owned(), changed));
+        }
         if let Some(reason) = &event.termination_reason {
             fields.push(("Termination reason".to_owned(), termination_text(reason)));
+        }
+        if let Some(error) = &event.details.install_error {
+            fields.push(("Install error".to_owned(), single_line(error)));
         }
 
         let rule = match &n.rule {

@@ -23,12 +23,13 @@ pub fn status_changed() -> Notification {
         draft_id: "odft_1".to_owned(),
         offer_id: "offer_1".to_owned(),
         previous_status: Some(DraftStatus::Payment),
-        status: DraftStatus::Install,
+        status: Some(DraftStatus::Install),
         termination_reason: None,
         customer_email: Some("buyer@example.com".to_owned()),
         detected_at: 1_796_413_650,
         previous_status_secs: Some(7_500),
         draft,
+        details: Default::default(),
     };
     Notification { event, rule: Some("paid".to_owned()) }
 }
@@ -38,7 +39,7 @@ pub fn created() -> Notification {
     let mut n = status_changed();
     n.event.kind = EventKind::Created;
     n.event.previous_status = None;
-    n.event.status = DraftStatus::Payment;
+    n.event.status = Some(DraftStatus::Payment);
     n.event.previous_status_secs = None;
     n.event.customer_email = None;
     n.rule = None;
@@ -49,7 +50,7 @@ pub fn created() -> Notification {
 pub fn terminated(reason: &str) -> Notification {
     let mut n = status_changed();
     n.event.previous_status = Some(DraftStatus::Install);
-    n.event.status = DraftStatus::Terminated;
+    n.event.status = Some(DraftStatus::Terminated);
     n.event.termination_reason = Some(TerminationReason::parse(reason));
     n.event.draft["status"] = json!("terminated");
     n.event.draft["termination_reason"] = json!(reason);

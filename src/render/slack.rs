@@ -34,8 +34,8 @@ pub const FALLBACK_TEXT_MAX: usize = 3000;
 ///
 /// The blocks are a header with the transition, a section, and a context line naming the
 /// rule and the event. The section shows the fallback sentence and one field per fact:
-/// draft, offer, customer email, time in the previous status, and the termination reason
-/// with its meaning.
+/// draft, offer, customer email, time in the previous status, the changed fields, the
+/// termination reason with its meaning and the install error, each when the event has it.
 ///
 /// N.B. incoming webhooks ignore the `parse` option, so Slack may still turn a bare URL
 /// inside the top-level `text` into a link. Escaping keeps `<…>` mentions and links out.
@@ -234,7 +234,7 @@ mod tests {
     fn payload_cuts_multibyte_text() {
         let mut n = fixture::status_changed();
         n.event.draft_id = "ドラフト".repeat(2_000);
-        n.event.status = crate::akua::DraftStatus::Other("状態".repeat(200));
+        n.event.status = Some(crate::akua::DraftStatus::Other("状態".repeat(200)));
         let payload = payload(&n);
 
         let section = payload["blocks"][1]["text"]["text"].as_str().unwrap();

@@ -58,4 +58,28 @@ rule paid · evt_0123456789abcdef0123456789abcdef";
         assert!(!text.contains('\r'), "{text:?}");
         assert_eq!(text.lines().count(), 7, "{text}");
     }
+
+    #[test]
+    fn render_install_error_escaped() {
+        let mut n = fixture::terminated("install_failed");
+        n.event.details.install_error = Some("helm: \u{1b}[31mchart\nnot found".to_owned());
+        let text = render(&n);
+        assert!(text.contains("Install error"), "{text}");
+        assert!(!text.contains('\u{1b}'), "{text:?}");
+        assert!(text.lines().any(|line| line.contains("helm:") && line.contains("not found")), "{text}");
+    }
+
+    #[test]
+    fn render_removed_and_stuck() {
+        let mut n = fixture::status_changed();
+        n.event.kind = crate::event::EventKind::Removed;
+        n.event.status = None;
+        assert!(render(&n).contains("was removed (last seen in payment)"), "{}", render(&n));
+
+        let mut n = fixture::status_changed();
+        n.event.kind = crate::event::EventKind::Stuck;
+        n.event.previous_status = None;
+        n.event.details.stuck_for = Some(5400);
+        assert!(render(&n).starts_with("stuck in install for 1h 30m"), "{}", render(&n));
+    }
 }

@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::Value;
 
 use crate::akua::{DraftStatus, TerminationReason};
-use crate::event::EventKind;
+use crate::event::{EventDetails, EventKind};
 use crate::sinks::Notification;
 
 /// The last second `humantime` can format as RFC 3339: 9999-12-31T23:59:59Z.
@@ -29,15 +29,19 @@ struct Data<'a> {
     draft_id: &'a str,
     offer_id: &'a str,
     previous_status: Option<&'a DraftStatus>,
-    status: &'a DraftStatus,
+    status: Option<&'a DraftStatus>,
     termination_reason: Option<&'a TerminationReason>,
     rule: Option<&'a str>,
     draft: &'a Value,
+    /// `changed_fields`, `stuck_for` and `install_error`, each only when the event has it.
+    #[serde(flatten)]
+    details: &'a EventDetails,
 }
 
 /// Serializes the webhook body: `type`, `timestamp` and `data` with `draft_id`,
 /// `offer_id`, `previous_status`, `status`, `termination_reason`, `rule` and `draft`, in
-/// that order. Absent values are JSON `null`.
+/// that order. Absent values are JSON `null`. Kind-specific facts follow: `changed_fields`
+/// (updated), `stuck_for` (stuck) and `install_error`, each only when present.
 ///
 /// `timestamp` is `event.detected_at` in RFC 3339 UTC with whole seconds.
 pub fn body(n: &Notification) -> Vec<u8> {
@@ -49,10 +53,11 @@ pub fn body(n: &Notification) -> Vec<u8> {
             draft_id: &event.draft_id,
             offer_id: &event.offer_id,
             previous_status: event.previous_status.as_ref(),
-            status: &event.status,
+            status: event.status.as_ref(),
             termination_reason: event.termination_reason.as_ref(),
             rule: n.rule.as_deref(),
             draft: &event.draft,
+            details: &event.details,
         },
     };
 
@@ -138,6 +143,30 @@ mod tests {
         let value = parse(&body(&fixture::terminated("fraud_suspected")));
         assert_eq!(value["data"]["termination_reason"], "fraud_suspected");
         assert_eq!(value["data"]["status"], "terminated");
+    }
+
+    #[test]
+    fn body_removed_status_null() {
+        let mut n = fixture::status_changed();
+        n.event.kind = EventKind::Removed;
+        n.event.status = None;
+        let value = parse(&body(&n));
+        assert_eq!(value["type"], "order_draft.removed");
+        assert_eq!(value["data"]["status"], Value::Null);
+        assert_eq!(value["data"]["previous_status"], "payment");
+        assert!(value["data"].get("install_error").is_none());
+    }
+
+    #[test]
+    fn body_adds_kind_details() {
+        let mut n = fixture::status_changed();
+        n.event.kind = EventKind::Stuck;
+        n.event.details.stuck_for = Some(3600);
+        n.event.details.install_error = Some("helm failed".into());
+        let value = parse(&body(&n));
+        assert_eq!(value["data"]["stuck_for"], 3600);
+        assert_eq!(value["data"]["install_error"], "helm failed");
+        assert!(value["data"].get("changed_fields").is_none());
     }
 
     #[test]
