@@ -267,6 +267,16 @@ impl Store {
             .collect()
     }
 
+    /// Returns the entries an `outbox` command names: `<event id>:<sink>` names one entry,
+    /// a bare event id every entry of that event.
+    pub fn find_entries(&self, id: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+        let entries = self.outbox_entries()?;
+        Ok(entries
+            .into_iter()
+            .filter(|entry| if id.contains(':') { entry.id() == id } else { entry.notification.event.id == id })
+            .collect())
+    }
+
     /// Counts outbox entries by state: `(pending, dead)`.
     pub fn outbox_counts(&self) -> Result<(usize, usize), StoreError> {
         let entries = self.outbox_entries()?;
