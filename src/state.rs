@@ -486,4 +486,22 @@ mod tests {
         let ids: Vec<String> = store.outbox_entries().unwrap().iter().map(OutboxEntry::id).collect();
         assert_eq!(ids, ["evt_0:sales", "evt_1:sales", "evt_2:sales"]);
     }
+
+    #[test]
+    fn store_corrupt_files_name_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        for entry in fs::read_dir(dir.path().join("db")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                fs::write(&path, b"\xff\xfe definitely not a sled file \x00\x01").unwrap();
+            }
+        }
+
+        let error = Store::open(dir.path()).unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, StoreError::Open { .. }), "{text}");
+        assert!(text.contains(&dir.path().display().to_string()), "{text}");
+        assert!(text.contains("move the directory aside"), "{text}");
+    }
 }

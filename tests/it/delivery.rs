@@ -191,3 +191,49 @@ async fn random_kills_lose_nothing() {
         assert!(announced, "{draft} reached {served} and that was delivered");
     }
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn once_leaves_long_retry_after_pending() {
+    let harness = Harness::start().await;
+    let draft = harness.add_draft(DraftStatus::Payment, "c@example.com");
+    let config = harness.write_config("");
+    assert!(draftwatch(&config, &["once"]).await.status.success());
+
+    harness.hook.answer_always(Answer::status(503).with_header("retry-after", "120"));
+    harness.set_status(&draft, DraftStatus::Install);
+    let started = std::time::Instant::now();
+    let output = draftwatch(&config, &["once"]).await;
+
+    assert_eq!(output.status.code(), Some(1), "{}", stderr(&output));
+    assert!(started.elapsed() < Duration::from_secs(30), "once does not sleep through the retry-after");
+    assert!(stderr(&output).contains("still pending"), "{}", stderr(&output));
+    assert_eq!(harness.hook.received().len(), 1);
+    let listed = draftwatch(&config, &["outbox", "list"]).await;
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(table.lines().any(|line| line.contains("\tpending\t") && line.contains("503")), "{table}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn removed_sink_dead_letters_pending() {
+    let harness = Harness::start().await;
+    let draft = harness.add_draft(DraftStatus::Payment, "c@example.com");
+    let config = harness.write_config("");
+    assert!(draftwatch(&config, &["once"]).await.status.success());
+
+    harness.hook.answer_always(Answer::status(503).with_header("retry-after", "120"));
+    harness.set_status(&draft, DraftStatus::Install);
+    assert_eq!(draftwatch(&config, &["once"]).await.status.code(), Some(1));
+
+    let without_ops = harness
+        .config_text("")
+        .replace("[sinks.ops]\ntype = \"webhook\"", "[sinks.unused]\ntype = \"webhook\"")
+        .replace("sinks = [\"ops\"]", "sinks = [\"unused\"]");
+    std::fs::write(&config, without_ops).unwrap();
+    let output = draftwatch(&config, &["once"]).await;
+    let log = stderr(&output);
+    assert_eq!(output.status.code(), Some(1), "{log}");
+    assert!(log.contains("sink `ops` is no longer configured"), "{log}");
+    let listed = draftwatch(&config, &["outbox", "list"]).await;
+    let table = String::from_utf8_lossy(&listed.stdout).into_owned();
+    assert!(table.lines().any(|line| line.contains(":ops\t") && line.contains("\tdead\t")), "kept, not dropped: {table}");
+}
