@@ -19,7 +19,7 @@ use crate::state::{EntryState, StoreError};
 /// still in flight after that stays pending for the next start.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The longest wait `once` sits out for a notification that falls due soon, such as one
+/// The maximum wait `once` sits out for a notification that falls due soon, such as one
 /// with a short `Retry-After`. A later one is left pending.
 pub const ONCE_MAX_WAIT: Duration = Duration::from_secs(5);
 
@@ -48,8 +48,7 @@ pub async fn run(app: &App, shutdown: Shutdown) -> anyhow::Result<()> {
     let (sweeps, deliveries) =
         tokio::join!(sweep_loop(app, &shutdown, &wake, &delivered), delivery_loop(app, &shutdown, &wake, &delivered));
     if let Err(error) = &deliveries {
-        // N.B. the sweep loop keeps committing to the outbox, so nothing is lost, but
-        // nothing is sent either until the process restarts.
+        // N.B. pending entries stay in the outbox, so the next start delivers them.
         tracing::error!(error = %error, "delivery loop stopped; pending notifications wait for a restart");
         shutdown.trigger();
     }

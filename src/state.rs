@@ -38,7 +38,7 @@ const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
 /// Name of the lock file inside the state directory.
 const LOCK_FILE: &str = "draftwatch.lock";
 
-/// Why the store could not be used.
+/// An error from opening or using the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -66,7 +66,7 @@ pub enum StoreError {
     Corrupt { key: String, source: serde_json::Error },
 }
 
-/// What the store remembers about one offer.
+/// The stored state of one offer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfferState {
     /// Unix seconds of the first complete listing. Until it exists, new drafts are baseline.
@@ -78,7 +78,7 @@ pub struct OfferState {
 #[serde(rename_all = "snake_case")]
 pub enum EntryState {
     Pending,
-    /// Given up: a permanent answer, `retry_for` ran out, or the sink is gone.
+    /// Given up: a permanent rejection, `retry_for` ran out, or the sink is gone.
     Dead,
 }
 

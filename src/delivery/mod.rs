@@ -31,7 +31,7 @@ pub const MAX_IN_FLIGHT: usize = 8;
 const SLACK_BURST: u32 = 3;
 const SLACK_PERIOD: Duration = Duration::from_secs(1);
 
-/// What one delivery round did.
+/// Counts from one delivery round.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
     pub attempted: usize,

@@ -235,5 +235,8 @@ async fn removed_sink_dead_letters_pending() {
     assert!(log.contains("sink `ops` is no longer configured"), "{log}");
     let listed = draftwatch(&config, &["outbox", "list"]).await;
     let table = String::from_utf8_lossy(&listed.stdout).into_owned();
-    assert!(table.lines().any(|line| line.contains(":ops\t") && line.contains("\tdead\t")), "kept, not dropped: {table}");
+    assert!(
+        table.lines().any(|line| line.contains(":ops\t") && line.contains("\tdead\t")),
+        "kept, not dropped: {table}"
+    );
 }
