@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -15,6 +16,7 @@ use crate::clock::SystemClock;
 use crate::config::{self, Config};
 use crate::runner;
 use crate::shutdown::Shutdown;
+use crate::state::Store;
 
 /// Watches Akua order drafts and notifies Slack or webhooks when they change state.
 #[derive(Debug, Parser)]
@@ -53,6 +55,28 @@ pub enum Command {
     /// Run the real pipeline against a built-in simulated Akua API and print every
     /// notification to the terminal.
     Demo(crate::demo::DemoArgs),
+    /// Inspect and manage pending and dead-lettered notifications (while `run` is stopped).
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Print every entry, tab-separated, with a header line.
+    List,
+    /// Put dead-lettered entries back to pending; `retry_for` counts anew.
+    Retry {
+        /// An entry id (`<event id>:<sink>`) or a bare event id (all its sinks).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Retry every dead-lettered entry.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Forget an entry: an entry id (`<event id>:<sink>`) or a bare event id.
+    Drop { id: String },
 }
 
 /// Exit code for a runtime failure.
@@ -71,6 +95,10 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Once => {
             let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
             once(config).await
+        }
+        Command::Outbox { action } => {
+            let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
+            finish(outbox(&config, action))
         }
         Command::CheckConfig { online } => {
             let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
@@ -97,6 +125,22 @@ fn load_config(path: &std::path::Path) -> Option<Config> {
             None
         }
     }
+}
+
+fn outbox(config: &Config, action: OutboxAction) -> anyhow::Result<()> {
+    let store = Store::open(&config.state.path)?;
+    match action {
+        OutboxAction::List => print!("{}", crate::outbox::list(&store)?),
+        OutboxAction::Retry { id, .. } => {
+            let count = crate::outbox::retry(&store, id.as_deref(), SystemTime::now())?;
+            println!("{count} notification(s) queued again; `draftwatch run` or `once` delivers them");
+        }
+        OutboxAction::Drop { id } => {
+            let count = crate::outbox::drop(&store, &id)?;
+            println!("{count} notification(s) dropped");
+        }
+    }
+    Ok(())
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {

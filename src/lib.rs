@@ -13,6 +13,7 @@ pub mod config;
 pub mod delivery;
 pub mod demo;
 pub mod event;
+pub mod outbox;
 pub mod pipeline;
 pub mod render;
 pub mod rules;
