@@ -4,6 +4,7 @@
 mod cli;
 mod delivery;
 mod detect;
+mod model;
 mod pipeline;
 mod receiver;
 mod support;
