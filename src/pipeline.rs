@@ -14,7 +14,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::akua::client::ListingStep;
-use crate::akua::{AkuaClient, ApiError, Draft, DraftStatus};
+use crate::akua::{AkuaClient, ApiError, Draft, DraftStatus, ListedDraft};
 use crate::clock::{Clock, unix_ms, unix_secs};
 use crate::config::{Config, PollMode};
 use crate::event::{Event, EventKind};
@@ -234,7 +234,7 @@ impl Watcher {
         let mut removed = Vec::new();
         for (draft_id, outcome) in self.read_missing(offer_id, missing, sweep).await {
             match outcome {
-                Missing::Found(draft) => collector.offer(*draft, true),
+                Missing::Found(draft) => collector.offer(ListedDraft::from_draft(*draft), true),
                 Missing::Gone => removed.push(draft_id),
                 Missing::Kept => {}
             }
@@ -244,7 +244,14 @@ impl Watcher {
         let mut commit = SweepCommit { offer_id: offer_id.to_owned(), ..SweepCommit::default() };
         let mut events: Vec<Vec<Event>> = Vec::new();
         let mut operations = Vec::new();
-        for draft in collector.into_pending() {
+        for listed in collector.into_pending() {
+            let draft = match listed.into_draft() {
+                Ok(draft) => draft,
+                Err(error) => {
+                    tracing::error!(offer_id, error = %error, "listed item is not a readable draft; skipped");
+                    continue;
+                }
+            };
             let previous = self.store.snapshot(offer_id, &draft.id)?;
             let diff = diff_draft(previous.as_ref(), &draft, &cx);
             let Some(entry) = diff.write else { continue };
@@ -336,8 +343,9 @@ impl Watcher {
                     }
                     let result = self.store.with_offer_index(offer_id, |index| {
                         for draft in drafts {
-                            let unchanged =
-                                index.get(draft.id.as_str()).is_some_and(|summary| summary.is_unchanged(&draft, cx));
+                            let unchanged = index
+                                .get(draft.id.as_str())
+                                .is_some_and(|summary| summary.is_unchanged(&draft.status, &draft.etag, cx));
                             collector.offer(draft, !unchanged);
                         }
                     });

@@ -10,7 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::akua::{Draft, DraftStatus, TerminationReason};
+use crate::akua::{Draft, DraftStatus, ListedDraft, TerminationReason};
 use crate::event::{Event, EventDetails, EventKind, event_id};
 
 /// The fields whose change makes an `updated` event, in the order events list them.
@@ -75,11 +75,12 @@ impl EntrySummary {
         }
     }
 
-    /// Returns whether [`diff_draft`] would write nothing and report nothing for `draft`.
-    pub fn is_unchanged(&self, draft: &Draft, cx: &DiffContext<'_>) -> bool {
+    /// Returns whether [`diff_draft`] would write nothing and report nothing for a draft
+    /// listed with this status and etag.
+    pub fn is_unchanged(&self, status: &DraftStatus, etag: &str, cx: &DiffContext<'_>) -> bool {
         self.has_draft
-            && self.status == draft.status
-            && self.etag_hash == etag_hash(&draft.etag)
+            && self.status == *status
+            && self.etag_hash == etag_hash(etag)
             && !stuck_due_at(&self.status, self.status_since, self.stuck_announced, cx)
     }
 }
@@ -350,32 +351,65 @@ fn shows_install_failure(reason: Option<&TerminationReason>, raw: &Value) -> boo
 /// pages. As in [`deduplicate`], the copy with the greater `updated_at` counts, and on a tie
 /// the one listed later. Drafts that need no diff are remembered by id only, so a large
 /// unchanged offer costs little memory.
-#[derive(Debug, Default)]
-pub struct ListingCollector {
+#[derive(Debug)]
+pub struct ListingCollector<T = ListedDraft> {
     /// Every listed id, with the `updated_at` of the copy that counts.
     seen: HashMap<Box<str>, Option<i64>>,
     /// Drafts that need a diff, in first-listed order; `None` where a fresher copy needed none.
-    pending: Vec<Option<Draft>>,
+    pending: Vec<Option<T>>,
     /// Maps ids in `pending` to their position.
     positions: HashMap<Box<str>, usize>,
 }
 
-impl ListingCollector {
+/// A listed draft as the collector sees it.
+pub trait Listed {
+    fn id(&self) -> &str;
+    /// Unix seconds.
+    fn updated_at(&self) -> Option<i64>;
+}
+
+impl Listed for Draft {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn updated_at(&self) -> Option<i64> {
+        self.updated_at
+    }
+}
+
+impl Listed for ListedDraft {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn updated_at(&self) -> Option<i64> {
+        self.updated_at
+    }
+}
+
+impl<T> Default for ListingCollector<T> {
+    fn default() -> Self {
+        ListingCollector { seen: HashMap::new(), pending: Vec::new(), positions: HashMap::new() }
+    }
+}
+
+impl<T: Listed> ListingCollector<T> {
     /// Takes one listed draft; `needs_diff` says whether it differs from its summary.
-    pub fn offer(&mut self, draft: Draft, needs_diff: bool) {
-        let updated_at = draft.updated_at;
-        if let Some(counted) = self.seen.get(draft.id.as_str())
+    pub fn offer(&mut self, draft: T, needs_diff: bool) {
+        let updated_at = draft.updated_at();
+        if let Some(counted) = self.seen.get(draft.id())
             && updated_at.unwrap_or(i64::MIN) < counted.unwrap_or(i64::MIN)
         {
             return;
         }
-        self.seen.insert(draft.id.as_str().into(), updated_at);
+        self.seen.insert(draft.id().into(), updated_at);
 
-        match (self.positions.get(draft.id.as_str()).copied(), needs_diff) {
+        match (self.positions.get(draft.id()).copied(), needs_diff) {
             (Some(position), true) => self.pending[position] = Some(draft),
             (Some(position), false) => self.pending[position] = None,
             (None, true) => {
-                self.positions.insert(draft.id.as_str().into(), self.pending.len());
+                self.positions.insert(draft.id().into(), self.pending.len());
                 self.pending.push(Some(draft));
             }
             (None, false) => {}
@@ -397,7 +431,7 @@ impl ListingCollector {
     }
 
     /// Returns the drafts that need a diff, each once, in first-listed order.
-    pub fn into_pending(self) -> Vec<Draft> {
+    pub fn into_pending(self) -> Vec<T> {
         self.pending.into_iter().flatten().collect()
     }
 }
@@ -641,7 +675,7 @@ mod tests {
             )
             .unwrap()
         };
-        let mut collector = ListingCollector::default();
+        let mut collector = ListingCollector::<Draft>::default();
         collector.offer(copy("2", 20), true);
         collector.offer(copy("1", 10), false);
         collector.offer(draft("b", "done", "1"), false);
@@ -649,7 +683,7 @@ mod tests {
         assert!(collector.contains("b"));
         assert_eq!(collector.into_pending(), vec![copy("2", 20)], "the older copy is ignored");
 
-        let mut collector = ListingCollector::default();
+        let mut collector = ListingCollector::<Draft>::default();
         collector.offer(copy("1", 10), true);
         collector.offer(copy("1", 10), false);
         assert!(collector.into_pending().is_empty(), "a later unchanged copy wins the tie");

@@ -10,9 +10,10 @@ use std::time::Duration;
 use reqwest::header::{ACCEPT, AUTHORIZATION, HeaderMap, HeaderValue, USER_AGENT};
 use serde::de::DeserializeOwned;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::error::{ApiError, RequestContext, error_message};
-use super::model::{Draft, DraftParseError, DraftStatus, Offer, Page};
+use super::model::{Draft, DraftParseError, DraftStatus, ListedDraft, Offer, Page};
 use crate::config::AkuaConfig;
 use crate::secret::Secret;
 
@@ -60,7 +61,7 @@ pub struct DraftListing {
 pub enum ListingStep {
     /// One page, in listing order. `skipped` holds the items that are not readable drafts,
     /// with their position in the listing.
-    Page { drafts: Vec<Draft>, skipped: Vec<(usize, DraftParseError)> },
+    Page { drafts: Vec<ListedDraft>, skipped: Vec<(usize, DraftParseError)> },
     /// A cursor was rejected and the listing starts again from the first page: forget
     /// every page handed over so far.
     Restarted,
@@ -147,6 +148,26 @@ impl AkuaClient {
         cursor: Option<&str>,
     ) -> Result<Page<Value>, ApiError> {
         let context = RequestContext { endpoint: "GET /order_drafts", offer: Some(offer.to_owned()) };
+        self.get_json(&context, "/order_drafts", &self.drafts_query(offer, status, cursor)).await
+    }
+
+    /// Reads one page of an offer's drafts, keeping each item as JSON text.
+    async fn list_drafts_page_raw(
+        &self,
+        offer: &str,
+        status: Option<&DraftStatus>,
+        cursor: Option<&str>,
+    ) -> Result<Page<Box<RawValue>>, ApiError> {
+        let context = RequestContext { endpoint: "GET /order_drafts", offer: Some(offer.to_owned()) };
+        self.get_json(&context, "/order_drafts", &self.drafts_query(offer, status, cursor)).await
+    }
+
+    fn drafts_query(
+        &self,
+        offer: &str,
+        status: Option<&DraftStatus>,
+        cursor: Option<&str>,
+    ) -> Vec<(&'static str, String)> {
         let mut query = vec![("offer", offer.to_owned()), ("limit", self.page_size.to_string())];
         if let Some(status) = status {
             query.push(("status", status.as_str().to_owned()));
@@ -154,7 +175,7 @@ impl AkuaClient {
         if let Some(cursor) = cursor {
             query.push(("cursor", cursor.to_owned()));
         }
-        self.get_json(&context, "/order_drafts", &query).await
+        query
     }
 
     /// Lists every draft of one offer, following cursors until `has_more` is false.
@@ -167,7 +188,14 @@ impl AkuaClient {
         let stats = self
             .walk_drafts(offer, None, |step| match step {
                 ListingStep::Page { drafts, skipped } => {
-                    listing.drafts.extend(drafts);
+                    for draft in drafts {
+                        // N.B. `into_draft` fails for no item `walk_drafts` passes on, so the
+                        // position recorded here is never used in practice.
+                        match draft.into_draft() {
+                            Ok(draft) => listing.drafts.push(draft),
+                            Err(error) => listing.skipped.push((listing.drafts.len() + listing.skipped.len(), error)),
+                        }
+                    }
                     listing.skipped.extend(skipped);
                 }
                 ListingStep::Restarted => {
@@ -203,7 +231,7 @@ impl AkuaClient {
             let mut position = 0;
 
             for _ in 0..self.max_pages {
-                let page = match self.list_drafts_page(offer, status, cursor.as_deref()).await {
+                let page = match self.list_drafts_page_raw(offer, status, cursor.as_deref()).await {
                     Ok(page) => page,
                     Err(ApiError::Status { status: 400, .. }) if cursor.is_some() && stats.restarts == 0 => {
                         tracing::warn!(
@@ -222,7 +250,7 @@ impl AkuaClient {
                 let mut drafts = Vec::with_capacity(page.data.len());
                 let mut skipped = Vec::new();
                 for raw in page.data {
-                    match Draft::from_value(raw) {
+                    match ListedDraft::from_raw(raw) {
                         Ok(draft) => drafts.push(draft),
                         Err(error) => skipped.push((position, error)),
                     }

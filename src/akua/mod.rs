@@ -6,4 +6,4 @@ pub mod model;
 
 pub use client::AkuaClient;
 pub use error::ApiError;
-pub use model::{Draft, DraftStatus, Offer, TerminationReason};
+pub use model::{Draft, DraftStatus, ListedDraft, Offer, TerminationReason};

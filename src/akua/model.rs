@@ -7,8 +7,11 @@
 
 use std::fmt;
 
+use std::borrow::Cow;
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 /// Defines a string enum that keeps values it does not know as `Other(String)`.
 macro_rules! open_enum {
@@ -185,6 +188,86 @@ impl Draft {
     }
 }
 
+/// A listed draft read only as far as a sweep needs to tell whether it changed.
+///
+/// Reading the whole object into a [`Draft`] costs most of a sweep's CPU, so a listing
+/// reads `id`, `status`, `etag` and `updated_at` first and keeps the object as JSON text;
+/// [`ListedDraft::into_draft`] reads the rest for the few drafts that changed.
+#[derive(Clone, Debug)]
+pub struct ListedDraft {
+    /// Never empty.
+    pub id: String,
+    pub status: DraftStatus,
+    /// As in [`Draft::etag`].
+    pub etag: String,
+    /// As in [`Draft::updated_at`].
+    pub updated_at: Option<i64>,
+    raw: Box<RawValue>,
+}
+
+/// The fields [`ListedDraft`] reads; strings are borrowed from the page where possible.
+#[derive(Deserialize)]
+struct DraftHead<'a> {
+    #[serde(borrow, default)]
+    id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    offer_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    status: Option<Cow<'a, str>>,
+    #[serde(default)]
+    etag: Option<Value>,
+    #[serde(default)]
+    updated_at: Option<Value>,
+}
+
+impl ListedDraft {
+    /// Reads the head of one listed item, applying the same rules as [`Draft::from_value`].
+    pub fn from_raw(raw: Box<RawValue>) -> Result<ListedDraft, DraftParseError> {
+        // serde also reads a struct from an array, so the object check comes first.
+        if !raw.get().trim_start().starts_with('{') {
+            return Err(DraftParseError::NotAnObject);
+        }
+        let head: DraftHead<'_> = match serde_json::from_str(raw.get()) {
+            Ok(head) => head,
+            // N.B. an item whose fields have unexpected types is read whole, which yields
+            // the same outcome and error as the full reading would.
+            Err(_) => {
+                return Draft::from_value(serde_json::from_str(raw.get()).map_err(|_| DraftParseError::NotAnObject)?)
+                    .map(ListedDraft::from_draft);
+            }
+        };
+
+        let required = |value: Option<Cow<'_, str>>, field: &'static str| match value {
+            Some(text) if !text.is_empty() => Ok(text.into_owned()),
+            _ => Err(DraftParseError::MissingField { field }),
+        };
+        let id = required(head.id, "id")?;
+        required(head.offer_id, "offer_id")?;
+        let status = DraftStatus::parse(&required(head.status, "status")?);
+        let etag = match head.etag {
+            Some(Value::String(text)) => text,
+            Some(Value::Number(number)) => number.to_string(),
+            _ => String::new(),
+        };
+        let updated_at = head.updated_at.as_ref().and_then(Value::as_i64).map(normalize_unix_seconds);
+
+        Ok(ListedDraft { id, status, etag, updated_at, raw })
+    }
+
+    /// Wraps a draft that was read whole, such as one read by id.
+    pub fn from_draft(draft: Draft) -> ListedDraft {
+        let raw = serde_json::value::to_raw_value(&draft.raw).expect("a JSON value always serializes");
+        ListedDraft { id: draft.id, status: draft.status, etag: draft.etag, updated_at: draft.updated_at, raw }
+    }
+
+    /// Reads the whole object. It cannot fail for a value [`ListedDraft::from_raw`]
+    /// accepted, because both check the same fields.
+    pub fn into_draft(self) -> Result<Draft, DraftParseError> {
+        let value: Value = serde_json::from_str(self.raw.get()).map_err(|_| DraftParseError::NotAnObject)?;
+        Draft::from_value(value)
+    }
+}
+
 /// An offer as listed by `GET /offers`.
 #[derive(Clone, Debug, PartialEq, Eq, Deserialize)]
 pub struct Offer {
@@ -251,6 +334,43 @@ mod tests {
         let raw = json!({"offer_id": "o", "status": "done"});
         assert_eq!(Draft::from_value(raw), Err(DraftParseError::MissingField { field: "id" }));
         assert_eq!(Draft::from_value(json!([1])), Err(DraftParseError::NotAnObject));
+    }
+
+    #[test]
+    fn listed_head_matches_full_read() {
+        let cases = [
+            json!({"id": "odft_1", "offer_id": "o", "status": "payment", "etag": "7", "updated_at": 1_764_000_000_123_i64, "x": [1]}),
+            json!({"id": "odft_1", "offer_id": "o", "status": "payment", "etag": 12, "updated_at": "soon"}),
+            json!({"id": "odft_1", "offer_id": "o", "status": "rolling_back"}),
+        ];
+        for value in cases {
+            let raw = serde_json::value::to_raw_value(&value).unwrap();
+            let listed = ListedDraft::from_raw(raw).unwrap();
+            let full = Draft::from_value(value.clone()).unwrap();
+            assert_eq!(
+                (&listed.id, &listed.status, &listed.etag, listed.updated_at),
+                (&full.id, &full.status, &full.etag, full.updated_at),
+                "{value}"
+            );
+            assert_eq!(listed.into_draft().unwrap(), full);
+        }
+    }
+
+    #[test]
+    fn listed_head_rejects_like_full_read() {
+        let cases = [
+            json!({"offer_id": "o", "status": "done"}),
+            json!({"id": 5, "offer_id": "o", "status": "done"}),
+            json!([1]),
+        ];
+        for value in cases {
+            let raw = serde_json::value::to_raw_value(&value).unwrap();
+            assert_eq!(
+                ListedDraft::from_raw(raw).unwrap_err(),
+                Draft::from_value(value.clone()).unwrap_err(),
+                "{value}"
+            );
+        }
     }
 
     #[test]
