@@ -1,0 +1,418 @@
+//! Measures what a sweep costs: N drafts served by the simulated API on loopback, a sweep
+//! with no change and one with 1% of the drafts changed, for `draftwatch once` and for a
+//! warm sweep inside a long-running process, beside the cost of downloading the same pages
+//! with curl.
+//!
+//! Run it through `scripts/bench-sweep.sh`, which builds it and the binary in release mode.
+//! The simulated API runs in a child process, so its CPU and memory are not counted. CPU
+//! times come from `/usr/bin/time` for child processes and from `/proc/self/stat` (10 ms
+//! ticks) inside the warm process, so the tool runs on Linux only.
+//!
+//! ```text
+//! sweep_bench [DRAFTS...]          # default 10000
+//! ```
+
+use std::io::{BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use draftwatch::akua::DraftStatus;
+use draftwatch::app::App;
+use draftwatch::clock::SystemClock;
+use draftwatch::sim::{DraftSpec, OfferSpec, SimApi, World};
+
+/// How many no-change sweeps the warm process averages over.
+const WARM_ROUNDS: u32 = 5;
+
+/// Statuses of the generated drafts, cycled; most drafts of a real offer have finished.
+const STATUSES: &[DraftStatus] = &[
+    DraftStatus::Done,
+    DraftStatus::Done,
+    DraftStatus::Terminated,
+    DraftStatus::Done,
+    DraftStatus::Configure,
+    DraftStatus::Done,
+    DraftStatus::Terminated,
+    DraftStatus::Payment,
+];
+
+fn main() -> anyhow::Result<()> {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    match args.first().map(String::as_str) {
+        Some("serve") => serve(args[1].parse()?),
+        Some("warm") => warm(Path::new(&args[1])),
+        _ => {
+            let sizes: Vec<usize> = if args.is_empty() { vec![10_000] } else { parse_sizes(&args)? };
+            print_machine();
+            for drafts in sizes {
+                bench(drafts)?;
+            }
+            Ok(())
+        }
+    }
+}
+
+fn parse_sizes(args: &[String]) -> anyhow::Result<Vec<usize>> {
+    args.iter()
+        .map(|arg| arg.replace('_', "").parse().map_err(|_| anyhow::anyhow!("`{arg}` is not a number of drafts")))
+        .collect()
+}
+
+fn print_machine() {
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|info| info.lines().find(|line| line.starts_with("model name")).map(str::to_owned))
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, usize::from);
+    println!("machine: {} ({cores} cores)", cpu.trim_start_matches("model name").trim_start_matches([' ', '\t', ':']));
+}
+
+/// One measured run: wall seconds, CPU seconds (user + system), peak RSS in KiB, requests.
+#[derive(Clone, Copy, Debug, Default)]
+struct Measure {
+    wall: f64,
+    cpu: f64,
+    max_rss_kib: u64,
+    requests: u64,
+}
+
+fn bench(drafts: usize) -> anyhow::Result<()> {
+    let mut sim = Sim::start(drafts)?;
+    let dir = tempfile::tempdir()?;
+    let bin_dir = std::env::current_exe()?.parent().and_then(Path::parent).map(Path::to_owned).unwrap();
+    let draftwatch = bin_dir.join("draftwatch");
+    anyhow::ensure!(draftwatch.exists(), "{} is missing; build it with --release first", draftwatch.display());
+
+    let urls = sim.page_urls()?;
+    let floor = curl_pages(&sim, &urls, dir.path())?;
+
+    let config = write_config(&sim, dir.path())?;
+    let baseline = sim.measured(|| timed(Command::new(&draftwatch).arg("--config").arg(&config).arg("once")))?;
+    let once_still = sim.measured(|| timed(Command::new(&draftwatch).arg("--config").arg(&config).arg("once")))?;
+    sim.change(drafts / 100)?;
+    let once_changed = sim.measured(|| timed(Command::new(&draftwatch).arg("--config").arg(&config).arg("once")))?;
+
+    let (warm_still, warm_changed) = warm_runs(&mut sim, &config, drafts / 100)?;
+
+    println!("\n### {drafts} drafts, {} pages\n", urls.len());
+    println!("| run | wall | CPU | peak RSS | requests | CPU / floor |");
+    println!("| --- | --- | --- | --- | --- | --- |");
+    let row = |name: &str, m: Measure| {
+        println!(
+            "| {name} | {:.3} s | {:.3} s | {:.1} MiB | {} | {:.2} |",
+            m.wall,
+            m.cpu,
+            m.max_rss_kib as f64 / 1024.0,
+            m.requests,
+            m.cpu / floor.cpu.max(0.001)
+        );
+    };
+    row("curl, same pages (floor)", floor);
+    row("once, baseline", baseline);
+    row("once, no change", once_still);
+    row("once, 1% changed", once_changed);
+    row(&format!("warm sweep in run, no change (mean of {WARM_ROUNDS})"), warm_still);
+    row("warm sweep in run, 1% changed", warm_changed);
+    sim.quit();
+    Ok(())
+}
+
+/// Runs a command under `/usr/bin/time` and reads its wall time, CPU time and peak RSS.
+fn timed(command: &mut Command) -> anyhow::Result<Measure> {
+    let program = command.get_program().to_owned();
+    let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
+    let output = Command::new("/usr/bin/time")
+        .arg("-f")
+        .arg("BENCH %e %U %S %M")
+        .arg(program)
+        .args(args)
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::null())
+        .output()?;
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let line = stderr
+        .lines()
+        .rev()
+        .find(|line| line.starts_with("BENCH "))
+        .ok_or_else(|| anyhow::anyhow!("/usr/bin/time printed no measurement; stderr: {stderr}"))?;
+    let fields: Vec<f64> = line[6..].split_whitespace().map(|field| field.parse().unwrap_or(0.0)).collect();
+    Ok(Measure { wall: fields[0], cpu: fields[1] + fields[2], max_rss_kib: fields[3] as u64, requests: 0 })
+}
+
+/// Downloads every page with one curl process over one connection: the floor.
+fn curl_pages(sim: &Sim, urls: &[String], dir: &Path) -> anyhow::Result<Measure> {
+    let config = dir.join("curl.conf");
+    let mut text = format!("silent\nheader = \"Authorization: Bearer {}\"\n", sim.token);
+    for url in urls {
+        text.push_str(&format!("url = \"{url}\"\noutput = \"/dev/null\"\n"));
+    }
+    std::fs::write(&config, text)?;
+    let mut measure = timed(Command::new("curl").arg("--config").arg(&config))?;
+    measure.requests = urls.len() as u64;
+    Ok(measure)
+}
+
+fn write_config(sim: &Sim, dir: &Path) -> anyhow::Result<PathBuf> {
+    let path = dir.join("draftwatch.toml");
+    let text = format!(
+        r#"
+[akua]
+base_url = "{}"
+token = "{}"
+offers = ["{}"]
+request_timeout = "60s"
+
+[state]
+path = "{}"
+
+[sinks.out]
+type = "console"
+
+[[rules]]
+events = ["status_changed", "created", "updated", "removed"]
+sinks = ["out"]
+"#,
+        sim.base_url,
+        sim.token,
+        sim.offer,
+        dir.join("state").display()
+    );
+    std::fs::write(&path, text)?;
+    Ok(path)
+}
+
+/// Runs the warm process on the state `once` left and returns its no-change and 1% sweeps.
+fn warm_runs(sim: &mut Sim, config: &Path, changes: usize) -> anyhow::Result<(Measure, Measure)> {
+    let mut child = Command::new(std::env::current_exe()?)
+        .arg("warm")
+        .arg(config)
+        .env("RUST_LOG", "warn")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    let mut input = child.stdin.take().unwrap();
+    let mut output = BufReader::new(child.stderr.take().unwrap());
+
+    // The console sink writes to stdout, so the measurements come on stderr, marked.
+    let mut ask = |sim: &mut Sim, command: &str| -> anyhow::Result<Measure> {
+        let before = sim.requests()?;
+        writeln!(input, "{command}")?;
+        let mut line = String::new();
+        while !line.starts_with("BENCH ") {
+            line.clear();
+            anyhow::ensure!(output.read_line(&mut line)? > 0, "warm process ended early");
+        }
+        let fields: Vec<f64> = line[6..].split_whitespace().map(|field| field.parse().unwrap_or(0.0)).collect();
+        anyhow::ensure!(fields.len() == 3, "warm process answered `{line}`");
+        let requests = sim.requests()? - before;
+        Ok(Measure { wall: fields[0], cpu: fields[1], max_rss_kib: fields[2] as u64, requests })
+    };
+
+    ask(sim, "sweep")?;
+    let mut still = Measure::default();
+    for _ in 0..WARM_ROUNDS {
+        let round = ask(sim, "sweep")?;
+        still.wall += round.wall / f64::from(WARM_ROUNDS);
+        still.cpu += round.cpu / f64::from(WARM_ROUNDS);
+        still.requests = round.requests;
+        still.max_rss_kib = round.max_rss_kib;
+    }
+    sim.change(changes)?;
+    let changed = ask(sim, "sweep")?;
+    // Closing stdin ends the warm process.
+    drop(input);
+    child.wait()?;
+    Ok((still, changed))
+}
+
+/// The child process that stands for `draftwatch run`: it sweeps and delivers on request
+/// and prints wall seconds, CPU seconds and peak RSS in KiB for each cycle to stderr.
+fn warm(config: &Path) -> anyhow::Result<()> {
+    let config = draftwatch::config::load(config)?.config;
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let app = App::build(config, Arc::new(SystemClock))?;
+
+    for line in std::io::stdin().lock().lines() {
+        if line? != "sweep" {
+            break;
+        }
+        let cpu_before = process_cpu();
+        let started = Instant::now();
+        runtime.block_on(async {
+            app.watcher.sweep().await;
+            app.deliverer.deliver_due().await
+        })?;
+        let wall = started.elapsed().as_secs_f64();
+        eprintln!("BENCH {wall:.4} {:.4} {}", process_cpu() - cpu_before, peak_rss_kib());
+    }
+    Ok(())
+}
+
+/// Returns this process's user + system CPU seconds, at the kernel's tick resolution.
+fn process_cpu() -> f64 {
+    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // Fields after the command name, which is in parentheses and may contain spaces.
+    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<f64>().ok()).unwrap_or(0.0);
+    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
+    // N.B. the tick rate is assumed to be 100 per second, the value Linux reports to
+    // user space on common architectures.
+    (ticks(11) + ticks(12)) / 100.0
+}
+
+fn peak_rss_kib() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|value| value.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
+}
+
+/// The simulated API in a child process, driven over its stdin.
+struct Sim {
+    child: Child,
+    input: ChildStdin,
+    output: BufReader<ChildStdout>,
+    base_url: String,
+    token: String,
+    offer: String,
+}
+
+impl Sim {
+    fn start(drafts: usize) -> anyhow::Result<Sim> {
+        let mut child = Command::new(std::env::current_exe()?)
+            .arg("serve")
+            .arg(drafts.to_string())
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()?;
+        let input = child.stdin.take().unwrap();
+        let mut output = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        output.read_line(&mut line)?;
+        let parts: Vec<String> = line.split_whitespace().map(str::to_owned).collect();
+        anyhow::ensure!(parts.len() == 4 && parts[0] == "READY", "simulated api did not start: `{line}`");
+        Ok(Sim { child, input, output, base_url: parts[1].clone(), token: parts[2].clone(), offer: parts[3].clone() })
+    }
+
+    fn command(&mut self, command: &str) -> anyhow::Result<String> {
+        writeln!(self.input, "{command}")?;
+        let mut line = String::new();
+        self.output.read_line(&mut line)?;
+        Ok(line.trim().to_owned())
+    }
+
+    /// Returns how many requests the simulated API has answered so far.
+    fn requests(&mut self) -> anyhow::Result<u64> {
+        Ok(self.command("requests")?.parse()?)
+    }
+
+    /// Changes `count` drafts: half move to another status, half get a new etag only.
+    fn change(&mut self, count: usize) -> anyhow::Result<()> {
+        self.command(&format!("change {count}"))?;
+        Ok(())
+    }
+
+    /// Returns the URL of every page of the offer's listing.
+    fn page_urls(&mut self) -> anyhow::Result<Vec<String>> {
+        Ok(self.command("pages")?.split_whitespace().map(str::to_owned).collect())
+    }
+
+    /// Runs `run` and adds the requests the simulated API answered meanwhile.
+    fn measured(&mut self, run: impl FnOnce() -> anyhow::Result<Measure>) -> anyhow::Result<Measure> {
+        let before = self.requests()?;
+        let mut measure = run()?;
+        measure.requests = self.requests()? - before;
+        Ok(measure)
+    }
+
+    fn quit(mut self) {
+        let _ = writeln!(self.input, "quit");
+        let _ = self.child.wait();
+    }
+}
+
+/// The child process that serves the simulated API with `drafts` drafts in one offer.
+fn serve(drafts: usize) -> anyhow::Result<()> {
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
+    let mut world = World::with_seed(7);
+    let offer = world.add_offer(OfferSpec::paid())?;
+    let mut ids = Vec::with_capacity(drafts);
+    for index in 0..drafts {
+        let status = STATUSES[index % STATUSES.len()].clone();
+        ids.push(world.add_draft(DraftSpec::new(&offer).status(status))?);
+    }
+    let sim = runtime.block_on(SimApi::start(world))?;
+    println!("READY {} {} {offer}", sim.base_url(), sim.token());
+
+    let mut changed = 0;
+    for line in std::io::stdin().lock().lines() {
+        let line = line?;
+        let mut words = line.split_whitespace();
+        match words.next() {
+            Some("requests") => println!("{}", sim.counters().requests),
+            Some("change") => {
+                let count: usize = words.next().unwrap_or("0").parse()?;
+                sim.with_world(|world| change_drafts(world, &ids, changed, count));
+                changed += count;
+                println!("ok");
+            }
+            Some("pages") => {
+                let urls = runtime.block_on(page_urls(&sim, &offer))?;
+                println!("{}", urls.join(" "));
+            }
+            _ => break,
+        }
+    }
+    Ok(())
+}
+
+/// Changes `count` drafts starting at `start`, spread over the whole listing.
+fn change_drafts(world: &mut World, ids: &[String], start: usize, count: usize) {
+    let step = (ids.len() / count.max(1)).max(1);
+    for index in 0..count {
+        let id = &ids[(start + index * step) % ids.len()];
+        if index % 2 == 0 {
+            let _ = world.touch(id);
+        } else {
+            let status = if world.draft_status(id) == Some(DraftStatus::Done) {
+                DraftStatus::Terminated
+            } else {
+                DraftStatus::Done
+            };
+            let _ = world.set_status(id, status, None);
+        }
+    }
+}
+
+/// Walks the listing once and returns each page's URL, for curl.
+async fn page_urls(sim: &SimApi, offer: &str) -> anyhow::Result<Vec<String>> {
+    let client = reqwest::Client::new();
+    let mut urls = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let mut url = url::Url::parse(&format!("{}/order_drafts", sim.base_url()))?;
+        url.query_pairs_mut().append_pair("offer", offer).append_pair("limit", "100");
+        if let Some(cursor) = &cursor {
+            url.query_pairs_mut().append_pair("cursor", cursor);
+        }
+        let page: serde_json::Value = client
+            .get(url.as_str())
+            .bearer_auth(sim.token())
+            .timeout(Duration::from_secs(60))
+            .send()
+            .await?
+            .json()
+            .await?;
+        urls.push(url.to_string());
+        match page["next_cursor"].as_str() {
+            Some(next) if page["has_more"] == true => cursor = Some(next.to_owned()),
+            _ => return Ok(urls),
+        }
+    }
+}
