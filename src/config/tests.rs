@@ -103,11 +103,15 @@ fn example_file_parses() {
     assert_eq!(loaded.warnings, Vec::<String>::new());
     assert_eq!(config.akua.token.expose(), TOKEN);
     assert_eq!(config.sinks.keys().collect::<Vec<_>>(), ["ops", "sales", "stdout"]);
-    assert_eq!(config.rules.len(), 3);
+    assert_eq!(config.rules.len(), 5);
     assert_eq!(config.rules[0].from, StatusMatcher::OneOf(vec![DraftStatus::Payment]));
     assert_eq!(config.rules[0].to, StatusMatcher::OneOf(vec![DraftStatus::Install]));
     assert_eq!(config.rules[1].to, StatusMatcher::OneOf(vec![DraftStatus::Terminated]));
     assert_eq!(config.rules[2].events, vec![EventKind::Created]);
+    assert_eq!(config.rules[3].events, vec![EventKind::Stuck, EventKind::Removed]);
+    assert_eq!(config.rules[4].events, vec![EventKind::Updated]);
+    assert_eq!(config.rules[4].fields, ["delivery.status", "delivery.urls"]);
+    assert_eq!(config.stuck.len(), 2);
     assert_eq!(config.sink_delivery["ops"].retry_for, Duration::from_secs(2 * 3600));
     let SinkConfig::Webhook(ops) = &config.sinks["ops"] else { panic!("ops is not a webhook sink") };
     assert!(ops.signing_key.is_some());
