@@ -7,12 +7,14 @@
 //!
 //! Layout, one sled tree each:
 //! - `meta`: `format_version` as a big-endian u32.
-//! - `drafts`: `offer_id \0 draft_id` → JSON [`SnapshotEntry`].
+//! - `drafts`: `offer_id \0 draft_id` → JSON [`SnapshotEntry`] without its draft object.
+//! - `draft_objects`: the same key → the draft object of that entry, as JSON. Kept apart
+//!   so that loading the summaries of an offer reads small rows only.
 //! - `offers`: `offer_id` → JSON [`OfferState`].
 //!
 //! Beside sled, the store keeps an [`EntrySummary`] of every known draft in memory, loaded
-//! per offer on first use and updated by each commit, so a sweep tells unchanged drafts
-//! apart without reading their entries.
+//! per offer on first use and updated by each commit, so a sweep finds unchanged drafts
+//! without reading their entries.
 //! - `outbox`: big-endian u64 sequence number → JSON [`OutboxEntry`], so iteration order
 //!   is detection order.
 
@@ -26,6 +28,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
+use crate::akua::{DraftStatus, TerminationReason};
 use crate::sinks::Notification;
 use crate::sweep::{EntrySummary, SnapshotEntry};
 
@@ -81,6 +84,61 @@ pub struct OfferState {
     /// non-terminal drafts only. `None` in states written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_full_sweep: Option<i64>,
+}
+
+/// A [`SnapshotEntry`] as the `drafts` tree stores it: the draft object lives in
+/// `draft_objects`. Rows written before draft objects were kept lack `has_draft`.
+#[derive(Serialize, Deserialize)]
+struct EntryRow {
+    etag: String,
+    status: DraftStatus,
+    termination_reason: Option<TerminationReason>,
+    offer_id: String,
+    first_seen: i64,
+    status_since: i64,
+    #[serde(default)]
+    stuck_announced: bool,
+    /// Whether `draft_objects` has this entry's draft object.
+    #[serde(default)]
+    has_draft: bool,
+}
+
+impl EntryRow {
+    fn of(entry: &SnapshotEntry) -> EntryRow {
+        EntryRow {
+            etag: entry.etag.clone(),
+            status: entry.status.clone(),
+            termination_reason: entry.termination_reason.clone(),
+            offer_id: entry.offer_id.clone(),
+            first_seen: entry.first_seen,
+            status_since: entry.status_since,
+            stuck_announced: entry.stuck_announced,
+            has_draft: entry.draft.is_some(),
+        }
+    }
+
+    fn into_entry(self, draft: Option<serde_json::Value>) -> SnapshotEntry {
+        SnapshotEntry {
+            etag: self.etag,
+            status: self.status,
+            termination_reason: self.termination_reason,
+            offer_id: self.offer_id,
+            first_seen: self.first_seen,
+            status_since: self.status_since,
+            stuck_announced: self.stuck_announced,
+            draft,
+        }
+    }
+
+    fn summary(&self) -> EntrySummary {
+        EntrySummary {
+            etag_hash: crate::sweep::fnv1a_64(&self.etag),
+            status: self.status.clone(),
+            status_since: self.status_since,
+            stuck_announced: self.stuck_announced,
+            has_draft: self.has_draft,
+        }
+    }
 }
 
 /// The summaries of one offer's drafts, by draft id.
@@ -158,6 +216,7 @@ pub struct Store {
     path: PathBuf,
     db: sled::Db,
     drafts: sled::Tree,
+    draft_objects: sled::Tree,
     offers: sled::Tree,
     outbox: sled::Tree,
     /// Summaries of the drafts of each offer loaded so far; always equal to what `drafts`
@@ -201,6 +260,7 @@ impl Store {
         Ok(Store {
             path: path.to_owned(),
             drafts: db.open_tree("drafts")?,
+            draft_objects: db.open_tree("draft_objects")?,
             offers: db.open_tree("offers")?,
             outbox: db.open_tree("outbox")?,
             index: Mutex::new(HashMap::new()),
@@ -216,10 +276,15 @@ impl Store {
     /// Reads one draft's snapshot entry.
     pub fn snapshot(&self, offer_id: &str, draft_id: &str) -> Result<Option<SnapshotEntry>, StoreError> {
         let key = draft_key(offer_id, draft_id);
-        match self.drafts.get(&key)? {
-            None => Ok(None),
-            Some(bytes) => decode(&key, &bytes).map(Some),
-        }
+        let Some(bytes) = self.drafts.get(&key)? else {
+            return Ok(None);
+        };
+        let row: EntryRow = decode(&key, &bytes)?;
+        let draft = match row.has_draft {
+            true => self.draft_objects.get(&key)?.map(|bytes| decode(&key, &bytes)).transpose()?,
+            false => None,
+        };
+        Ok(Some(row.into_entry(draft)))
     }
 
     /// Runs `f` on the summaries of one offer's drafts, loading them on first use.
@@ -237,9 +302,9 @@ impl Store {
         let mut loaded = OfferIndex::new();
         for row in self.drafts.scan_prefix(&prefix) {
             let (key, value) = row?;
-            let entry: SnapshotEntry = decode(&key, &value)?;
+            let row: EntryRow = decode(&key, &value)?;
             let draft_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            loaded.insert(draft_id.into_boxed_str(), EntrySummary::of(&entry));
+            loaded.insert(draft_id.into_boxed_str(), row.summary());
         }
         Ok(loaded)
     }
@@ -277,8 +342,9 @@ impl Store {
             let mut draft_rows = Vec::with_capacity(chunk.len());
             let mut outbox_rows = Vec::new();
             for item in chunk {
-                let value = item.entry.as_ref().map(encode);
-                draft_rows.push((draft_key(&commit.offer_id, &item.draft_id), value));
+                let row =
+                    item.entry.as_ref().map(|entry| (encode(&EntryRow::of(entry)), entry.draft.as_ref().map(encode)));
+                draft_rows.push((draft_key(&commit.offer_id, &item.draft_id), row));
                 for notification in &item.notifications {
                     let mut entry = notification.clone();
                     // N.B. sled reserves id ranges ahead of use, so ids keep rising across restarts.
@@ -287,13 +353,21 @@ impl Store {
                 }
             }
 
-            let result: Result<(), TransactionError<()>> =
-                (&self.drafts, &self.outbox).transaction(|(drafts, outbox)| {
-                    for (key, value) in &draft_rows {
-                        match value {
-                            Some(value) => drafts.insert(key.as_slice(), value.as_slice())?,
-                            None => drafts.remove(key.as_slice())?,
-                        };
+            let result: Result<(), TransactionError<()>> = (&self.drafts, &self.draft_objects, &self.outbox)
+                .transaction(|(drafts, objects, outbox)| {
+                    for (key, row) in &draft_rows {
+                        match row {
+                            Some((entry, object)) => {
+                                drafts.insert(key.as_slice(), entry.as_slice())?;
+                                if let Some(object) = object {
+                                    objects.insert(key.as_slice(), object.as_slice())?;
+                                }
+                            }
+                            None => {
+                                drafts.remove(key.as_slice())?;
+                                objects.remove(key.as_slice())?;
+                            }
+                        }
                     }
                     for (key, value) in &outbox_rows {
                         outbox.insert(key.as_slice(), value.as_slice())?;
@@ -563,13 +637,13 @@ mod tests {
     fn removal_drops_entry_with_outbox() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        let put = DraftCommit {
-            draft_id: "odft_1".into(),
-            entry: Some(snapshot(DraftStatus::Payment, "1")),
-            notifications: vec![],
-        };
+        let mut entry = snapshot(DraftStatus::Payment, "1");
+        entry.draft = Some(json!({"id": "odft_1", "status": "payment"}));
+        let put = DraftCommit { draft_id: "odft_1".into(), entry: Some(entry.clone()), notifications: vec![] };
         store.commit_sweep(SweepCommit { offer_id: "offer_1".into(), drafts: vec![put], offer_state: None }).unwrap();
+        assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), Some(entry), "the draft object is kept");
         assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 1);
+        assert!(store.with_offer_index("offer_1", |index| index["odft_1"].has_draft).unwrap());
 
         let drop = DraftCommit {
             draft_id: "odft_1".into(),
@@ -578,6 +652,7 @@ mod tests {
         };
         store.commit_sweep(SweepCommit { offer_id: "offer_1".into(), drafts: vec![drop], offer_state: None }).unwrap();
         assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), None);
+        assert!(store.draft_objects.is_empty(), "the draft object goes with the entry");
         assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 0, "the index follows");
         assert_eq!(store.outbox_entries().unwrap()[0].id(), "evt_gone:sales");
     }

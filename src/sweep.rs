@@ -44,18 +44,19 @@ pub struct SnapshotEntry {
     #[serde(default, skip_serializing_if = "is_false")]
     pub stuck_announced: bool,
     /// The draft object as last listed or read, for field comparisons and the removed
-    /// event. `None` in entries written before it was kept.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// event. `None` in entries written before it was kept. The store keeps it apart from
+    /// the other fields, so it is not part of this type's serialized form.
+    #[serde(default, skip_serializing)]
     pub draft: Option<Value>,
 }
 
-/// The part of a snapshot entry that tells whether a listed draft needs a diff at all.
+/// The part of a snapshot entry that decides whether a listed draft needs a diff at all.
 ///
 /// The store keeps one per known draft in memory, so a sweep reads full entries only for
 /// drafts that changed or may be stuck.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct EntrySummary {
-    /// [`etag_hash`] of the etag.
+    /// [`fnv1a_64`] of the etag.
     pub etag_hash: u64,
     pub status: DraftStatus,
     pub status_since: i64,
@@ -67,7 +68,7 @@ pub struct EntrySummary {
 impl EntrySummary {
     pub fn of(entry: &SnapshotEntry) -> EntrySummary {
         EntrySummary {
-            etag_hash: etag_hash(&entry.etag),
+            etag_hash: fnv1a_64(&entry.etag),
             status: entry.status.clone(),
             status_since: entry.status_since,
             stuck_announced: entry.stuck_announced,
@@ -80,16 +81,17 @@ impl EntrySummary {
     pub fn is_unchanged(&self, status: &DraftStatus, etag: &str, cx: &DiffContext<'_>) -> bool {
         self.has_draft
             && self.status == *status
-            && self.etag_hash == etag_hash(etag)
+            && self.etag_hash == fnv1a_64(etag)
             && !stuck_due_at(&self.status, self.status_since, self.stuck_announced, cx)
     }
 }
 
-/// Hashes an etag for [`EntrySummary`] with 64-bit FNV-1a.
+/// Hashes an etag for [`EntrySummary`], or an id for [`ListingCollector`], with 64-bit
+/// FNV-1a.
 ///
 /// N.B. two different etags of one draft with the same hash would hide an etag-only or
 /// field change (never a status change); at 64 bits that is negligible.
-pub fn etag_hash(etag: &str) -> u64 {
+pub fn fnv1a_64(etag: &str) -> u64 {
     etag.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
@@ -353,15 +355,18 @@ fn shows_install_failure(reason: Option<&TerminationReason>, raw: &Value) -> boo
 /// unchanged offer costs little memory.
 #[derive(Debug)]
 pub struct ListingCollector<T = ListedDraft> {
-    /// Every listed id, with the `updated_at` of the copy that counts.
-    seen: HashMap<Box<str>, Option<i64>>,
+    /// [`fnv1a_64`] of every listed id, with the `updated_at` of the copy that counts.
+    /// Hashes instead of ids keep a 100k-draft listing to about 2 MiB here.
+    /// N.B. two listed ids with the same 64-bit hash would count as one, so the second
+    /// could be skipped for a sweep; at 64 bits that is negligible.
+    seen: HashMap<u64, Option<i64>>,
     /// Drafts that need a diff, in first-listed order; `None` where a fresher copy needed none.
     pending: Vec<Option<T>>,
     /// Maps ids in `pending` to their position.
     positions: HashMap<Box<str>, usize>,
 }
 
-/// A listed draft as the collector sees it.
+/// The parts of a listed draft that the collector reads.
 pub trait Listed {
     fn id(&self) -> &str;
     /// Unix seconds.
@@ -395,15 +400,16 @@ impl<T> Default for ListingCollector<T> {
 }
 
 impl<T: Listed> ListingCollector<T> {
-    /// Takes one listed draft; `needs_diff` says whether it differs from its summary.
+    /// Takes one listed draft. `needs_diff` is true when it differs from its summary.
     pub fn offer(&mut self, draft: T, needs_diff: bool) {
         let updated_at = draft.updated_at();
-        if let Some(counted) = self.seen.get(draft.id())
+        let id_hash = fnv1a_64(draft.id());
+        if let Some(counted) = self.seen.get(&id_hash)
             && updated_at.unwrap_or(i64::MIN) < counted.unwrap_or(i64::MIN)
         {
             return;
         }
-        self.seen.insert(draft.id().into(), updated_at);
+        self.seen.insert(id_hash, updated_at);
 
         match (self.positions.get(draft.id()).copied(), needs_diff) {
             (Some(position), true) => self.pending[position] = Some(draft),
@@ -418,7 +424,7 @@ impl<T: Listed> ListingCollector<T> {
 
     /// Returns whether the listing so far contains `draft_id`.
     pub fn contains(&self, draft_id: &str) -> bool {
-        self.seen.contains_key(draft_id)
+        self.seen.contains_key(&fnv1a_64(draft_id))
     }
 
     /// Counts distinct listed drafts.

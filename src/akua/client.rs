@@ -56,10 +56,10 @@ pub struct DraftListing {
     pub skipped: Vec<(usize, DraftParseError)>,
 }
 
-/// What [`AkuaClient::walk_drafts`] hands its callback.
+/// One step of a listing, as [`AkuaClient::walk_drafts`] passes it to its callback.
 #[derive(Debug)]
 pub enum ListingStep {
-    /// One page, in listing order. `skipped` holds the items that are not readable drafts,
+    /// One page, in listing order. `skipped` contains the items that are not readable drafts,
     /// with their position in the listing.
     Page { drafts: Vec<ListedDraft>, skipped: Vec<(usize, DraftParseError)> },
     /// A cursor was rejected and the listing starts again from the first page: forget
@@ -67,7 +67,7 @@ pub enum ListingStep {
     Restarted,
 }
 
-/// How a completed listing went.
+/// Counts from a completed listing.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct WalkStats {
     /// Pages read, including those of an abandoned first attempt.
