@@ -29,6 +29,9 @@ pub const OFFER_CONCURRENCY: usize = 4;
 /// How long reading an install operation may delay the notification that needs it.
 pub const OPERATION_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How many drafts are diffed and committed together; bounds a sweep's memory.
+const COMMIT_BATCH: usize = 500;
+
 /// How many drafts missing from a listing are read by id at the same time.
 const READ_CONCURRENCY: usize = 4;
 
@@ -240,52 +243,15 @@ impl Watcher {
             }
         }
 
-        // Each draft's write, with its events until they are routed.
-        let mut commit = SweepCommit { offer_id: offer_id.to_owned(), ..SweepCommit::default() };
-        let mut events: Vec<Vec<Event>> = Vec::new();
-        let mut operations = Vec::new();
-        for listed in collector.into_pending() {
-            let draft = match listed.into_draft() {
-                Ok(draft) => draft,
-                Err(error) => {
-                    tracing::error!(offer_id, error = %error, "listed item is not a readable draft; skipped");
-                    continue;
-                }
-            };
-            let previous = self.store.snapshot(offer_id, &draft.id)?;
-            let diff = diff_draft(previous.as_ref(), &draft, &cx);
-            let Some(entry) = diff.write else { continue };
-
-            let changed = diff.events.iter().any(|event| event.kind != EventKind::Stuck);
-            if let Some(operation_id) = new_install_failure(previous.as_ref(), &draft).filter(|_| changed) {
-                operations.push((commit.drafts.len(), operation_id));
-            }
-            commit.drafts.push(DraftCommit {
-                draft_id: draft.id.clone(),
-                entry: Some(entry),
-                notifications: Vec::new(),
-            });
-            events.push(diff.events);
-        }
-        for draft_id in removed {
-            let Some(previous) = self.store.snapshot(offer_id, &draft_id)? else { continue };
-            tracing::info!(offer_id, draft_id, "draft removed");
-            events.push(vec![removed_event(&draft_id, &previous, now)]);
-            commit.drafts.push(DraftCommit { draft_id, entry: None, notifications: Vec::new() });
-            sweep.removed += 1;
-        }
-
-        for (position, message) in self.read_install_errors(operations, sweep).await {
-            for event in events[position].iter_mut().filter(|event| event.kind != EventKind::Stuck) {
-                event.details.install_error = Some(message.clone());
-            }
-        }
-        for (draft_commit, draft_events) in commit.drafts.iter_mut().zip(events) {
-            for event in draft_events {
-                sweep.events += 1;
-                draft_commit.notifications.extend(self.route_event(event, now_ms));
-            }
-            sweep.notifications += draft_commit.notifications.len();
+        // Drafts are diffed, routed and committed a batch at a time, so a large baseline
+        // never holds every parsed draft and its outbox entries in memory at once.
+        let mut work: Vec<Pending> = collector.into_pending().into_iter().map(Pending::Listed).collect();
+        work.extend(removed.into_iter().map(Pending::Removed));
+        let mut work = work.into_iter().peekable();
+        while work.peek().is_some() {
+            let batch: Vec<Pending> = work.by_ref().take(COMMIT_BATCH).collect();
+            let drafts = self.diff_batch(offer_id, batch, &cx, now_ms, sweep).await?;
+            self.store.commit_sweep(SweepCommit { offer_id: offer_id.to_owned(), drafts, offer_state: None })?;
         }
 
         if offer_state.is_none() {
@@ -299,10 +265,70 @@ impl Watcher {
         }
         if sweep.full {
             let baselined_at = offer_state.as_ref().map_or(now, |state| state.baselined_at);
-            commit.offer_state = Some(OfferState { baselined_at, last_full_sweep: Some(now) });
+            let state = OfferState { baselined_at, last_full_sweep: Some(now) };
+            let commit = SweepCommit { offer_id: offer_id.to_owned(), drafts: Vec::new(), offer_state: Some(state) };
+            self.store.commit_sweep(commit)?;
         }
-        self.store.commit_sweep(commit)?;
         Ok(())
+    }
+
+    /// Diffs one batch of drafts, reads the install errors it needs and routes its events.
+    async fn diff_batch(
+        &self,
+        offer_id: &str,
+        batch: Vec<Pending>,
+        cx: &DiffContext<'_>,
+        now_ms: i64,
+        sweep: &mut OfferSweep,
+    ) -> Result<Vec<DraftCommit>, OfferError> {
+        // Each draft's write, with its events until they are routed.
+        let mut drafts = Vec::with_capacity(batch.len());
+        let mut events: Vec<Vec<Event>> = Vec::with_capacity(batch.len());
+        let mut operations = Vec::new();
+        for pending in batch {
+            let listed = match pending {
+                Pending::Listed(listed) => listed,
+                Pending::Removed(draft_id) => {
+                    let Some(previous) = self.store.snapshot(offer_id, &draft_id)? else { continue };
+                    tracing::info!(offer_id, draft_id, "draft removed");
+                    events.push(vec![removed_event(&draft_id, &previous, cx.now)]);
+                    drafts.push(DraftCommit { draft_id, entry: None, notifications: Vec::new() });
+                    sweep.removed += 1;
+                    continue;
+                }
+            };
+            let draft = match listed.into_draft() {
+                Ok(draft) => draft,
+                Err(error) => {
+                    tracing::error!(offer_id, error = %error, "listed item is not a readable draft; skipped");
+                    continue;
+                }
+            };
+            let previous = self.store.snapshot(offer_id, &draft.id)?;
+            let diff = diff_draft(previous.as_ref(), &draft, cx);
+            let Some(entry) = diff.write else { continue };
+
+            let changed = diff.events.iter().any(|event| event.kind != EventKind::Stuck);
+            if let Some(operation_id) = new_install_failure(previous.as_ref(), &draft).filter(|_| changed) {
+                operations.push((drafts.len(), operation_id));
+            }
+            drafts.push(DraftCommit { draft_id: draft.id.clone(), entry: Some(entry), notifications: Vec::new() });
+            events.push(diff.events);
+        }
+
+        for (position, message) in self.read_install_errors(operations, sweep).await {
+            for event in events[position].iter_mut().filter(|event| event.kind != EventKind::Stuck) {
+                event.details.install_error = Some(message.clone());
+            }
+        }
+        for (draft_commit, draft_events) in drafts.iter_mut().zip(events) {
+            for event in draft_events {
+                sweep.events += 1;
+                draft_commit.notifications.extend(self.route_event(event, now_ms));
+            }
+            sweep.notifications += draft_commit.notifications.len();
+        }
+        Ok(drafts)
     }
 
     /// Returns whether this offer is listed in full: always in full mode, and in active
@@ -445,6 +471,14 @@ impl Watcher {
             })
             .collect()
     }
+}
+
+/// A draft that needs a diff: listed or read by id, or found removed.
+#[derive(Debug)]
+enum Pending {
+    Listed(ListedDraft),
+    /// The id of a draft whose read by id answered 404.
+    Removed(String),
 }
 
 /// What reading a draft missing from a listing found.
