@@ -128,5 +128,6 @@ fn demo_config(sim: &SimApi, state_path: std::path::PathBuf, interval: Duration)
         sink_delivery: BTreeMap::new(),
         sinks,
         rules: vec![every_event],
+        server: None,
     })
 }

@@ -15,7 +15,8 @@ use super::error::ConfigError;
 use super::fields::{Context, KeyPath, Section, Text, http_url, wrong_type};
 use super::interpolate::interpolate_table;
 use super::{
-    AkuaConfig, Config, DEFAULT_BASE_URL, DeliveryConfig, PollConfig, StateConfig, rule_section, sink_section,
+    AkuaConfig, Config, DEFAULT_BASE_URL, DeliveryConfig, PollConfig, ServerConfig, StateConfig, rule_section,
+    sink_section,
 };
 use crate::secret::Secret;
 
@@ -27,11 +28,12 @@ pub struct LoadedConfig {
     pub warnings: Vec<String>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["akua", "poll", "state", "delivery", "sinks", "rules"];
+const TOP_LEVEL_KEYS: &[&str] = &["akua", "poll", "state", "delivery", "sinks", "rules", "server"];
 const AKUA_KEYS: &[&str] = &["base_url", "token", "token_file", "context", "offers", "page_size", "request_timeout"];
 const POLL_KEYS: &[&str] = &["interval", "jitter", "notify_existing"];
 const STATE_KEYS: &[&str] = &["path"];
 const DELIVERY_KEYS: &[&str] = &["retry_for", "max_backoff"];
+const SERVER_KEYS: &[&str] = &["listen"];
 
 const DEFAULT_PAGE_SIZE: u8 = 100;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -78,7 +80,14 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, base_dir: &Path) 
     let poll = root.table("poll")?;
     let state = root.table("state")?;
     let delivery = root.table("delivery")?;
-    let fixed_sections = [(&akua, AKUA_KEYS), (&poll, POLL_KEYS), (&state, STATE_KEYS), (&delivery, DELIVERY_KEYS)];
+    let server = root.table("server")?;
+    let fixed_sections = [
+        (&akua, AKUA_KEYS),
+        (&poll, POLL_KEYS),
+        (&state, STATE_KEYS),
+        (&delivery, DELIVERY_KEYS),
+        (&server, SERVER_KEYS),
+    ];
     for (section, keys) in fixed_sections {
         if let Some(section) = section {
             section.check_keys(keys)?;
@@ -94,6 +103,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, base_dir: &Path) 
     let state = state.map(|state| read_state(&state)).transpose()?.unwrap_or_default();
     let delivery = delivery.map(|delivery| read_delivery(&delivery, &DeliveryConfig::default())).transpose()?;
     let delivery = delivery.unwrap_or_default();
+    let server = server.map(|server| read_server(&server)).transpose()?.flatten();
 
     let sinks = sink_section::read_sinks(&root, &delivery)?;
     let rules = rule_section::read_rules(&root, &sinks.sinks)?;
@@ -106,7 +116,8 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, base_dir: &Path) 
         }
     }
 
-    let config = Config { akua, poll, state, delivery, sinks: sinks.sinks, sink_delivery: sinks.delivery, rules };
+    let config =
+        Config { akua, poll, state, delivery, sinks: sinks.sinks, sink_delivery: sinks.delivery, rules, server };
     Ok(LoadedConfig { config, warnings })
 }
 
@@ -251,6 +262,22 @@ fn read_poll(section: &Section) -> Result<PollConfig, ConfigError> {
 fn read_state(section: &Section) -> Result<StateConfig, ConfigError> {
     let path = section.non_empty_string("path")?;
     Ok(path.map_or_else(StateConfig::default, |path| StateConfig { path: PathBuf::from(path.value) }))
+}
+
+/// Reads `[server]`; a table without `listen` means no server, like no table at all.
+fn read_server(section: &Section) -> Result<Option<ServerConfig>, ConfigError> {
+    let Some(listen) = section.non_empty_string("listen")? else {
+        return Ok(None);
+    };
+    let address = listen.value.parse().map_err(|_| {
+        let shown = section.ctx.shown(&listen.path, &listen.value);
+        let message = format!(
+            "{shown} is not an IP address and port; write \"127.0.0.1:9090\" (this host only) or \"0.0.0.0:9090\" \
+             (every interface, as a pod needs for its probes)"
+        );
+        ConfigError::at(&listen.path, message)
+    })?;
+    Ok(Some(ServerConfig { listen: address }))
 }
 
 /// Reads `retry_for` and `max_backoff` from `[delivery]` or from one sink, over `defaults`.

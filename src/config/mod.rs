@@ -15,6 +15,7 @@ mod suggest;
 mod tests;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -43,6 +44,8 @@ pub struct Config {
     pub sink_delivery: BTreeMap<String, DeliveryConfig>,
     /// Non-empty, in file order.
     pub rules: Vec<Rule>,
+    /// `None` means no HTTP server.
+    pub server: Option<ServerConfig>,
 }
 
 /// `[akua]`: how to reach the API and what to list.
@@ -90,6 +93,13 @@ impl Default for StateConfig {
     fn default() -> Self {
         StateConfig { path: PathBuf::from("draftwatch-state") }
     }
+}
+
+/// `[server]`: the HTTP endpoint for probes, status and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Port 0 asks the system for a free port; the bound address is logged at start.
+    pub listen: SocketAddr,
 }
 
 /// `[delivery]`: how long and how patiently notifications are retried.

@@ -695,3 +695,16 @@ fn load_missing_file_explains() {
     assert!(shown.contains("--config PATH"), "{shown}");
     assert!(shown.contains("DRAFTWATCH_CONFIG"), "{shown}");
 }
+
+#[test]
+fn server_listen_is_read() {
+    assert_eq!(valid(BASE).config.server, None);
+    let loaded = valid(&format!("{BASE}\n[server]\nlisten = \"0.0.0.0:9090\"\n"));
+    assert_eq!(loaded.config.server, Some(ServerConfig { listen: "0.0.0.0:9090".parse().unwrap() }));
+}
+
+#[test]
+fn server_listen_rejects_hostname() {
+    assert_error(&format!("{BASE}\n[server]\nlisten = \"localhost:9090\"\n"), "server.listen", "127.0.0.1:9090");
+    assert_error(&format!("{BASE}\n[server]\nlisen = \"127.0.0.1:9090\"\n"), "server.lisen", "did you mean `listen`");
+}
