@@ -139,6 +139,7 @@ async fn drain_sink(
         entry.attempts += 1;
         let outcome = slot.sink.deliver(&entry.notification, clock.now()).await;
         let attempt_ms = unix_ms(clock.now());
+        crate::status::global().delivery_attempted(&entry.sink, &outcome, clock.now());
 
         match outcome {
             Ok(()) => {
@@ -181,6 +182,7 @@ async fn drain_sink(
 }
 
 fn dead_letter(store: &Store, mut entry: OutboxEntry, reason: String) -> Result<(), StoreError> {
+    crate::metrics::dead_lettered(&entry.sink);
     tracing::error!(
         outbox_id = %entry.id(),
         sink = %entry.sink,

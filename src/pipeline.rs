@@ -87,7 +87,7 @@ impl Watcher {
         let offers = match self.watched_offers().await {
             Ok(offers) => offers,
             Err(error) => {
-                tracing::error!(error = %error, "cannot list offers; sweep skipped");
+                crate::status::global().offers_failed(&error, self.clock.now());
                 report.offers_error = Some(error);
                 report.duration = started.elapsed();
                 return report;
@@ -103,9 +103,10 @@ impl Watcher {
                     report.events += sweep.events;
                     report.notifications += sweep.notifications;
                     report.baselined += usize::from(sweep.baselined);
+                    crate::status::global().offer_swept(offer, self.clock.now());
                 }
                 Err(error) => {
-                    tracing::error!(offer_id = %offer, error = %error, "offer sweep failed; its drafts keep their snapshot until the next complete listing");
+                    crate::status::global().offer_failed(offer, &error, self.clock.now());
                     report.failed.push((offer.clone(), error));
                 }
             }
@@ -120,6 +121,7 @@ impl Watcher {
             return Ok(offers.clone());
         }
         let offers = self.client.list_offers().await?;
+        crate::status::global().offers_listed(self.clock.now());
         Ok(offers.into_iter().map(|offer| offer.id).collect())
     }
 
@@ -146,6 +148,7 @@ impl Watcher {
             let mut notifications = Vec::new();
             if let Some(event) = diff.event {
                 sweep.events += 1;
+                crate::metrics::event_detected(event.kind);
                 let routes = route(&self.config.rules, &event);
                 if routes.is_empty() {
                     tracing::debug!(event_id = %event.id, draft_id = %event.draft_id, kind = %event.kind, "no rule matches the event; not sent");

@@ -11,6 +11,7 @@ use tokio::time::Instant;
 use crate::app::App;
 use crate::delivery::DeliveryReport;
 use crate::pipeline::SweepReport;
+use crate::reload::Reload;
 use crate::shutdown::Shutdown;
 use crate::state::{EntryState, StoreError};
 
@@ -26,7 +27,10 @@ pub const ONCE_MAX_WAIT: Duration = Duration::from_secs(5);
 const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Polls and delivers until `shutdown` triggers, then flushes the state.
-pub async fn run(app: &App, shutdown: Shutdown) -> anyhow::Result<()> {
+///
+/// With `reload`, a request between two cycles re-reads the configuration; when the new
+/// one is applied, the next sweep starts at once with it.
+pub async fn run(app: &mut App, shutdown: Shutdown, mut reload: Option<Reload>) -> anyhow::Result<()> {
     tracing::info!(
         state = %app.store.path().display(),
         interval = %humantime::format_duration(app.config.poll.interval),
@@ -43,6 +47,7 @@ pub async fn run(app: &App, shutdown: Shutdown) -> anyhow::Result<()> {
         };
         let delivery = deliver_round(app, &shutdown).await?;
         log_cycle(&sweep, &delivery);
+        crate::status::global().sweep_finished(&sweep, app.clock.now());
 
         failures = if sweep.is_total_failure() { failures.saturating_add(1) } else { 0 };
         let next_sweep = Instant::now() + next_sweep_delay(app, failures);
@@ -55,6 +60,13 @@ pub async fn run(app: &App, shutdown: Shutdown) -> anyhow::Result<()> {
             tokio::select! {
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = shutdown.wait() => break 'cycles,
+                _ = reload_requested(&mut reload) => {
+                    let applied = reload.as_ref().is_some_and(|reload| reload.apply(app));
+                    if applied {
+                        break;
+                    }
+                    continue;
+                }
             }
             if Instant::now() >= next_sweep {
                 break;
@@ -117,6 +129,7 @@ pub async fn once(app: &App) -> anyhow::Result<OnceOutcome> {
     }
 
     log_cycle(&sweep, &delivery);
+    crate::status::global().sweep_finished(&sweep, app.clock.now());
     app.store.flush()?;
     let pending = app.store.outbox_entries()?.iter().filter(|entry| entry.state == EntryState::Pending).count();
     Ok(OnceOutcome { sweep, delivery, pending })
@@ -136,6 +149,14 @@ async fn deliver_round(app: &App, shutdown: &Shutdown) -> Result<DeliveryReport,
                 Ok(DeliveryReport::default())
             }
         },
+    }
+}
+
+/// Completes when `reload` asks for a reload; never without one.
+async fn reload_requested(reload: &mut Option<Reload>) {
+    match reload {
+        Some(reload) => reload.requested().await,
+        None => std::future::pending().await,
     }
 }
 

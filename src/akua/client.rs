@@ -172,7 +172,21 @@ impl AkuaClient {
         }
     }
 
+    /// Sends one GET and parses the JSON answer; every failure is counted in the metrics.
     async fn get_json<T: DeserializeOwned>(
+        &self,
+        context: &RequestContext,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        let result = self.send_get(context, path, query).await;
+        if let Err(error) = &result {
+            crate::metrics::api_error(error);
+        }
+        result
+    }
+
+    async fn send_get<T: DeserializeOwned>(
         &self,
         context: &RequestContext,
         path: &str,

@@ -10,7 +10,7 @@ mod interpolate;
 mod load;
 mod rule_section;
 mod sink_section;
-mod suggest;
+pub(crate) mod suggest;
 #[cfg(test)]
 mod tests;
 
