@@ -4,4 +4,5 @@
 mod cli;
 mod pipeline;
 mod receiver;
+mod sidecar;
 mod support;
