@@ -7,6 +7,7 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::SystemTime;
 
 use clap::{Parser, Subcommand, ValueEnum};
 
@@ -17,6 +18,7 @@ use crate::reload::Reload;
 use crate::runner;
 use crate::server::Server;
 use crate::shutdown::Shutdown;
+use crate::state::Store;
 use crate::testsink::TestSinkError;
 
 /// Watches Akua order drafts and notifies Slack or webhooks when they change state.
@@ -62,6 +64,28 @@ pub enum Command {
         /// The sink's name, as in [sinks.NAME].
         name: String,
     },
+    /// Inspect and manage pending and dead-lettered notifications (while `run` is stopped).
+    Outbox {
+        #[command(subcommand)]
+        action: OutboxAction,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum OutboxAction {
+    /// Print every entry, tab-separated, with a header line.
+    List,
+    /// Put dead-lettered entries back to pending; `retry_for` counts anew.
+    Retry {
+        /// An entry id (`<event id>:<sink>`) or a bare event id (all its sinks).
+        #[arg(required_unless_present = "all", conflicts_with = "all")]
+        id: Option<String>,
+        /// Retry every dead-lettered entry.
+        #[arg(long)]
+        all: bool,
+    },
+    /// Forget an entry: an entry id (`<event id>:<sink>`) or a bare event id.
+    Drop { id: String },
 }
 
 /// Exit code for a runtime failure.
@@ -84,6 +108,10 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Once => {
             let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
             once(config).await
+        }
+        Command::Outbox { action } => {
+            let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
+            finish(outbox(&config, action))
         }
         Command::CheckConfig { online } => {
             let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
@@ -110,6 +138,22 @@ fn load_config(path: &std::path::Path) -> Option<Config> {
             None
         }
     }
+}
+
+fn outbox(config: &Config, action: OutboxAction) -> anyhow::Result<()> {
+    let store = Store::open(&config.state.path)?;
+    match action {
+        OutboxAction::List => print!("{}", crate::outbox::list(&store)?),
+        OutboxAction::Retry { id, .. } => {
+            let count = crate::outbox::retry(&store, id.as_deref(), SystemTime::now())?;
+            println!("{count} notification(s) queued again; `draftwatch run` or `once` delivers them");
+        }
+        OutboxAction::Drop { id } => {
+            let count = crate::outbox::drop(&store, &id)?;
+            println!("{count} notification(s) dropped");
+        }
+    }
+    Ok(())
 }
 
 /// Runs until a signal: the HTTP server first when configured, so `/healthz` answers

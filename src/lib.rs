@@ -14,6 +14,7 @@ pub mod delivery;
 pub mod demo;
 pub mod event;
 pub mod metrics;
+pub mod outbox;
 pub mod pipeline;
 pub mod reload;
 pub mod render;

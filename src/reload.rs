@@ -1,10 +1,10 @@
 //! Reloading the configuration on SIGHUP.
 //!
-//! [`Reload`] waits for the signal; [`Reload::apply`] re-reads and validates the file
-//! (secrets from `*_file` included), keeps what needs a restart as it was, swaps the rest
-//! into the running [`App`] and logs what changed, never a secret value. An invalid file
-//! is logged and the running configuration kept. When to apply is the runner's call: it
-//! does so between cycles, never in the middle of a sweep.
+//! [`Reload`] waits for the signal. [`Reload::prepare`] re-reads and validates the file
+//! (secrets from `*_file` included) and keeps what needs a restart as it was; an invalid
+//! file is logged and the running configuration kept. [`Reload::apply`] swaps the new one
+//! into the [`App`] and logs what changed, never a secret value. When to apply is the
+//! runner's call: it stops its loops first, so no sweep sees half of each.
 
 use std::collections::BTreeSet;
 use std::path::PathBuf;
@@ -38,35 +38,40 @@ impl Reload {
         std::future::pending::<()>().await;
     }
 
-    /// Re-reads the file and applies it to `app`. Returns whether it was applied.
-    pub fn apply(&self, app: &mut App) -> bool {
-        let applied = self.try_apply(app);
-        crate::metrics::config_reloaded(applied);
-        applied
-    }
-
-    fn try_apply(&self, app: &mut App) -> bool {
+    /// Re-reads and validates the file. Returns the new configuration, with the keys that
+    /// need a restart kept as `running` has them, or `None` after logging why it is invalid.
+    pub fn prepare(&self, running: &Config) -> Option<Config> {
         let path = self.path.display();
         tracing::info!(config = %path, "reloading the configuration (SIGHUP)");
         let loaded = match config::load(&self.path) {
             Ok(loaded) => loaded,
             Err(error) => {
                 tracing::error!(config = %path, "configuration reload rejected, keeping the running configuration: {error}");
-                return false;
+                crate::metrics::config_reloaded(false);
+                return None;
             }
         };
         for warning in &loaded.warnings {
             tracing::warn!(config = %path, "{warning}");
         }
 
-        let mut new = loaded.config;
-        keep_restart_only_keys(&app.config, &mut new);
-        let changes = changes(&app.config, &new);
-        if let Err(error) = app.reconfigure(new) {
+        let mut config = loaded.config;
+        keep_restart_only_keys(running, &mut config);
+        Some(config)
+    }
+
+    /// Swaps a configuration from [`Reload::prepare`] into `app` and logs what changed.
+    /// Returns whether it was applied; on failure `app` keeps its configuration.
+    pub fn apply(&self, app: &mut App, config: Config) -> bool {
+        let path = self.path.display();
+        let changes = changes(&app.config, &config);
+        if let Err(error) = app.reconfigure(config) {
             tracing::error!(config = %path, "configuration reload failed, keeping the running configuration: {error:#}");
+            crate::metrics::config_reloaded(false);
             return false;
         }
         crate::status::global().configured(&app.config);
+        crate::metrics::config_reloaded(true);
 
         let summary = if changes.is_empty() { "none".to_owned() } else { changes.join("; ") };
         tracing::info!(config = %path, changes = %summary, "configuration reloaded");

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use rand::Rng;
+use tokio::sync::Notify;
 use tokio::time::Instant;
 
 use crate::app::App;
@@ -19,17 +20,25 @@ use crate::state::{EntryState, StoreError};
 /// still in flight after that stays pending for the next start.
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(5);
 
-/// The longest wait `once` sits out for a notification that falls due soon, such as one
+/// The maximum wait `once` sits out for a notification that falls due soon, such as one
 /// with a short `Retry-After`. A later one is left pending.
 pub const ONCE_MAX_WAIT: Duration = Duration::from_secs(5);
+
+/// How often an idle delivery loop looks at the outbox without being woken. Sweeps wake
+/// it whenever they queue something, so this only bounds the cost of a missed wake-up.
+const IDLE_DELIVERY_CHECK: Duration = Duration::from_secs(60);
 
 /// Upper bound for the wait between sweeps after repeated total failures.
 const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(300);
 
 /// Polls and delivers until `shutdown` triggers, then flushes the state.
 ///
-/// With `reload`, a request between two cycles re-reads the configuration; when the new
-/// one is applied, the next sweep starts at once with it.
+/// Sweeps and deliveries run side by side: the delivery loop drains the outbox as entries
+/// fall due and is woken as soon as a sweep has committed new ones.
+///
+/// With `reload`, a request re-reads the configuration while both loops go on. Only a
+/// valid one stops them (in-flight deliveries get [`SHUTDOWN_GRACE`]), is swapped into
+/// `app`, and starts them again, beginning with a sweep.
 pub async fn run(app: &mut App, shutdown: Shutdown, mut reload: Option<Reload>) -> anyhow::Result<()> {
     tracing::info!(
         state = %app.store.path().display(),
@@ -38,54 +47,112 @@ pub async fn run(app: &mut App, shutdown: Shutdown, mut reload: Option<Reload>) 
         rules = app.config.rules.len(),
         "draftwatch started"
     );
-    let mut failures: u32 = 0;
 
-    'cycles: while !shutdown.is_triggered() {
-        let sweep = tokio::select! {
-            report = app.watcher.sweep() => report,
-            _ = shutdown.wait() => break 'cycles,
-        };
-        let delivery = deliver_round(app, &shutdown).await?;
-        log_cycle(&sweep, &delivery);
-        crate::status::global().sweep_finished(&sweep, app.clock.now());
-
-        failures = if sweep.is_total_failure() { failures.saturating_add(1) } else { 0 };
-        let next_sweep = Instant::now() + next_sweep_delay(app, failures);
-
-        loop {
-            let wake = match next_delivery_instant(app)? {
-                Some(due) if due < next_sweep => due,
-                _ => next_sweep,
-            };
-            tokio::select! {
-                _ = tokio::time::sleep_until(wake) => {}
-                _ = shutdown.wait() => break 'cycles,
-                _ = reload_requested(&mut reload) => {
-                    let applied = reload.as_ref().is_some_and(|reload| reload.apply(app));
-                    if applied {
-                        break;
+    while !shutdown.is_triggered() {
+        let generation = shutdown.child();
+        let reloaded = {
+            let running: &App = app;
+            let loops = run_loops(running, &generation);
+            tokio::pin!(loops);
+            loop {
+                tokio::select! {
+                    result = &mut loops => {
+                        result?;
+                        break None;
                     }
-                    continue;
+                    _ = reload_requested(&mut reload) => {
+                        let Some(config) = reload.as_ref().and_then(|reload| reload.prepare(&running.config)) else {
+                            continue;
+                        };
+                        generation.trigger();
+                        (&mut loops).await?;
+                        break Some(config);
+                    }
                 }
             }
-            if Instant::now() >= next_sweep {
-                break;
-            }
-            let delivery = deliver_round(app, &shutdown).await?;
-            if delivery.attempted > 0 {
-                tracing::info!(
-                    attempted = delivery.attempted,
-                    delivered = delivery.delivered,
-                    retrying = delivery.retrying,
-                    dead = delivery.dead,
-                    "delivery round finished"
-                );
-            }
+        };
+        if let (Some(config), Some(reload)) = (reloaded, &reload) {
+            reload.apply(app, config);
         }
     }
 
     app.store.flush()?;
     tracing::info!("draftwatch stopped");
+    Ok(())
+}
+
+/// Runs the sweep loop and the delivery loop until `shutdown` triggers.
+async fn run_loops(app: &App, shutdown: &Shutdown) -> anyhow::Result<()> {
+    let wake = Notify::new();
+    let delivered = std::sync::Mutex::new(DeliveryReport::default());
+
+    let (sweeps, deliveries) =
+        tokio::join!(sweep_loop(app, shutdown, &wake, &delivered), delivery_loop(app, shutdown, &wake, &delivered));
+    if let Err(error) = &deliveries {
+        // N.B. pending entries stay in the outbox, so the next start delivers them.
+        tracing::error!(error = %error, "delivery loop stopped; pending notifications wait for a restart");
+        shutdown.trigger();
+    }
+    sweeps?;
+    deliveries?;
+    Ok(())
+}
+
+/// Completes when `reload` asks for a reload; never without one.
+async fn reload_requested(reload: &mut Option<Reload>) {
+    match reload {
+        Some(reload) => reload.requested().await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sweep_loop(
+    app: &App,
+    shutdown: &Shutdown,
+    wake: &Notify,
+    delivered: &std::sync::Mutex<DeliveryReport>,
+) -> anyhow::Result<()> {
+    let mut failures: u32 = 0;
+    while !shutdown.is_triggered() {
+        let sweep = tokio::select! {
+            report = app.watcher.sweep() => report,
+            _ = shutdown.wait() => break,
+        };
+        if sweep.notifications > 0 {
+            wake.notify_one();
+        }
+        let since_last = std::mem::take(&mut *delivered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
+        log_cycle(&sweep, &since_last);
+        crate::status::global().sweep_finished(&sweep, app.clock.now());
+
+        failures = if sweep.is_total_failure() { failures.saturating_add(1) } else { 0 };
+        tokio::select! {
+            _ = tokio::time::sleep(next_sweep_delay(app, failures)) => {}
+            _ = shutdown.wait() => break,
+        }
+    }
+    Ok(())
+}
+
+async fn delivery_loop(
+    app: &App,
+    shutdown: &Shutdown,
+    wake: &Notify,
+    delivered: &std::sync::Mutex<DeliveryReport>,
+) -> Result<(), StoreError> {
+    while !shutdown.is_triggered() {
+        let round = deliver_round(app, shutdown).await?;
+        if round.attempted > 0 || round.dead > 0 {
+            delivered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).add(&round);
+        }
+
+        let next = next_delivery_instant(app)?.unwrap_or_else(|| Instant::now() + IDLE_DELIVERY_CHECK);
+        tokio::select! {
+            _ = tokio::time::sleep_until(next) => {}
+            _ = wake.notified() => {}
+            _ = shutdown.wait() => break,
+        }
+    }
     Ok(())
 }
 
@@ -115,10 +182,7 @@ pub async fn once(app: &App) -> anyhow::Result<OnceOutcome> {
     loop {
         let round = deliver_round(app, &shutdown).await?;
         let attempted = round.attempted;
-        delivery.attempted += round.attempted;
-        delivery.delivered += round.delivered;
-        delivery.retrying += round.retrying;
-        delivery.dead += round.dead;
+        delivery.add(&round);
 
         let Some(due) = next_delivery_instant(app)? else { break };
         let wait = due.saturating_duration_since(Instant::now());
@@ -149,14 +213,6 @@ async fn deliver_round(app: &App, shutdown: &Shutdown) -> Result<DeliveryReport,
                 Ok(DeliveryReport::default())
             }
         },
-    }
-}
-
-/// Completes when `reload` asks for a reload; never without one.
-async fn reload_requested(reload: &mut Option<Reload>) {
-    match reload {
-        Some(reload) => reload.requested().await,
-        None => std::future::pending().await,
     }
 }
 

@@ -38,7 +38,7 @@ const CACHE_CAPACITY: u64 = 16 * 1024 * 1024;
 /// Name of the lock file inside the state directory.
 const LOCK_FILE: &str = "draftwatch.lock";
 
-/// Why the store could not be used.
+/// An error from opening or using the store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error(
@@ -66,7 +66,7 @@ pub enum StoreError {
     Corrupt { key: String, source: serde_json::Error },
 }
 
-/// What the store remembers about one offer.
+/// The stored state of one offer.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OfferState {
     /// Unix seconds of the first complete listing. Until it exists, new drafts are baseline.
@@ -78,7 +78,7 @@ pub struct OfferState {
 #[serde(rename_all = "snake_case")]
 pub enum EntryState {
     Pending,
-    /// Given up: a permanent answer, `retry_for` ran out, or the sink is gone.
+    /// Given up: a permanent rejection, `retry_for` ran out, or the sink is gone.
     Dead,
 }
 
@@ -265,6 +265,16 @@ impl Store {
                 Ok(entry)
             })
             .collect()
+    }
+
+    /// Returns the entries an `outbox` command names: `<event id>:<sink>` names one entry,
+    /// a bare event id every entry of that event.
+    pub fn find_entries(&self, id: &str) -> Result<Vec<OutboxEntry>, StoreError> {
+        let entries = self.outbox_entries()?;
+        Ok(entries
+            .into_iter()
+            .filter(|entry| if id.contains(':') { entry.id() == id } else { entry.notification.event.id == id })
+            .collect())
     }
 
     /// Counts outbox entries by state: `(pending, dead)`.
@@ -475,5 +485,23 @@ mod tests {
         store.commit_sweep(SweepCommit { offer_id: "o".into(), drafts, baselined: None }).unwrap();
         let ids: Vec<String> = store.outbox_entries().unwrap().iter().map(OutboxEntry::id).collect();
         assert_eq!(ids, ["evt_0:sales", "evt_1:sales", "evt_2:sales"]);
+    }
+
+    #[test]
+    fn store_corrupt_files_name_recovery() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        for entry in fs::read_dir(dir.path().join("db")).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_file() {
+                fs::write(&path, b"\xff\xfe definitely not a sled file \x00\x01").unwrap();
+            }
+        }
+
+        let error = Store::open(dir.path()).unwrap_err();
+        let text = error.to_string();
+        assert!(matches!(error, StoreError::Open { .. }), "{text}");
+        assert!(text.contains(&dir.path().display().to_string()), "{text}");
+        assert!(text.contains("move the directory aside"), "{text}");
     }
 }

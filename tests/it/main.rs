@@ -2,6 +2,7 @@
 //! and recording receivers, all on 127.0.0.1.
 
 mod cli;
+mod delivery;
 mod pipeline;
 mod receiver;
 mod sidecar;

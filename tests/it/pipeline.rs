@@ -198,3 +198,36 @@ async fn created_after_baseline_is_announced() {
     assert_eq!(hooks[0].json()["data"]["draft_id"], draft.as_str());
     assert_eq!(hooks[0].json()["data"]["previous_status"], serde_json::Value::Null);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn context_header_and_page_size_sent() {
+    let harness = Harness::start().await;
+    harness.add_draft(DraftStatus::Payment, "c@example.com");
+    let workspace = harness.sim.with_world(|world| world.seller_workspace().to_owned());
+    let text = harness.config_text("").replace("page_size = 100", &format!("page_size = 7\ncontext = \"{workspace}\""));
+    let loaded = draftwatch::config::parse(&text, &|_| None, harness.dir.path()).unwrap();
+    let app = App::build(loaded.config, Arc::new(SystemClock)).unwrap();
+    cycle(&app).await;
+
+    let requests = harness.sim.requests();
+    let listing = requests.iter().find(|request| request.path.ends_with("/order_drafts")).expect("drafts were listed");
+    assert_eq!(listing.context.as_deref(), Some(workspace.as_str()));
+    assert_eq!(listing.query_param("limit").as_deref(), Some("7"));
+    assert_eq!(listing.query_param("offer").as_deref(), Some(harness.offer.as_str()));
+    assert!(requests.iter().all(|request| request.context.as_deref() == Some(workspace.as_str())));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn legacy_error_shape_is_read() {
+    let harness = Harness::start().await;
+    harness.sim.with_world(|world| {
+        world.set_error_shape(draftwatch::sim::ErrorShape::Legacy);
+        world.fail_endpoint(Endpoint::ListOffers, 503);
+    });
+    let app = build_app(&harness, "");
+    let sweep = app.watcher.sweep().await;
+    let error = sweep.offers_error.expect("listing offers failed").to_string();
+    assert!(error.contains("503"), "{error}");
+    assert!(error.contains("GET /offers"), "{error}");
+    assert!(!error.contains("{\"error\""), "the message is read out of the body: {error}");
+}

@@ -34,11 +34,18 @@ pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
+    /// How long the receiver holds the request before answering.
+    pub delay: std::time::Duration,
 }
 
 impl Answer {
     pub fn status(status: u16) -> Answer {
-        Answer { status, headers: Vec::new(), body: String::new() }
+        Answer { status, headers: Vec::new(), body: String::new(), delay: std::time::Duration::ZERO }
+    }
+
+    pub fn after(mut self, delay: std::time::Duration) -> Answer {
+        self.delay = delay;
+        self
     }
 
     pub fn with_header(mut self, name: &str, value: &str) -> Answer {
@@ -109,6 +116,7 @@ async fn record(
         inner.script.pop_front().or_else(|| inner.fallback.clone())
     };
     let answer = answer.unwrap_or_else(|| Answer::status(200).with_body("ok"));
+    tokio::time::sleep(answer.delay).await;
 
     let mut response = (StatusCode::from_u16(answer.status).unwrap(), answer.body).into_response();
     for (name, value) in answer.headers {

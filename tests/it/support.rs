@@ -120,3 +120,54 @@ pub async fn draftwatch(config: &Path, args: &[&str]) -> Output {
 pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
+
+/// A `draftwatch run` child process, killed when dropped.
+pub struct Running {
+    pub child: tokio::process::Child,
+}
+
+impl Running {
+    /// Starts `draftwatch run` with stderr captured.
+    pub fn start(config: &Path) -> Running {
+        let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_draftwatch"))
+            .arg("--config")
+            .arg(config)
+            .arg("run")
+            .env_remove("RUST_LOG")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .unwrap();
+        Running { child }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the child is running")
+    }
+
+    /// Sends a signal by name (`TERM`, `HUP`) with the `kill` command.
+    pub async fn signal(&self, name: &str) {
+        let status = tokio::process::Command::new("kill")
+            .arg(format!("-{name}"))
+            .arg(self.pid().to_string())
+            .status()
+            .await
+            .unwrap();
+        assert!(status.success(), "kill -{name} failed");
+    }
+
+    /// Waits for the exit, up to `limit`; `None` when it did not exit in time.
+    pub async fn wait_exit(&mut self, limit: std::time::Duration) -> Option<std::process::ExitStatus> {
+        tokio::time::timeout(limit, self.child.wait()).await.ok().map(Result::unwrap)
+    }
+}
+
+/// Polls `condition` every 50 ms for up to 15 seconds; panics with `what` if it never holds.
+pub async fn eventually(what: &str, mut condition: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(15);
+    while !condition() {
+        assert!(std::time::Instant::now() < deadline, "timed out waiting until {what}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}

@@ -5,11 +5,16 @@
 //! draft's later notification never overtakes an earlier one that is still pending. What
 //! counts as retryable is the sink's call; how long to wait is decided here.
 
+mod pace;
+
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
+use tokio::sync::{Mutex, Semaphore};
+
+pub use pace::Pacer;
 
 use crate::clock::{Clock, from_unix_ms, unix_ms};
 use crate::config::DeliveryConfig;
@@ -19,7 +24,14 @@ use crate::state::{EntryState, OutboxEntry, Store, StoreError};
 /// The first retry waits up to this long; each later one doubles the bound.
 const BASE_BACKOFF: Duration = Duration::from_secs(1);
 
-/// What one delivery round did.
+/// Requests in flight at once across all sinks. Within one sink, requests go one at a time.
+pub const MAX_IN_FLIGHT: usize = 8;
+
+/// Slack's pace: about one message per second per incoming webhook, with short bursts.
+const SLACK_BURST: u32 = 3;
+const SLACK_PERIOD: Duration = Duration::from_secs(1);
+
+/// Counts from one delivery round.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DeliveryReport {
     pub attempted: usize,
@@ -31,7 +43,8 @@ pub struct DeliveryReport {
 }
 
 impl DeliveryReport {
-    fn add(&mut self, other: &DeliveryReport) {
+    /// Adds another round's counts to these.
+    pub fn add(&mut self, other: &DeliveryReport) {
         self.attempted += other.attempted;
         self.delivered += other.delivered;
         self.retrying += other.retrying;
@@ -43,6 +56,8 @@ impl DeliveryReport {
 struct SinkSlot {
     sink: Sink,
     policy: DeliveryConfig,
+    /// Set for receivers with a documented rate limit (Slack); shared by every round.
+    pacer: Option<Mutex<Pacer>>,
 }
 
 /// Sends due outbox entries and records the outcome of each attempt.
@@ -51,6 +66,8 @@ pub struct Deliverer {
     /// Keyed by sink name. An outbox entry whose sink is missing here is dead-lettered.
     sinks: BTreeMap<String, Arc<SinkSlot>>,
     clock: Arc<dyn Clock>,
+    /// Bounds the requests in flight across all sinks to [`MAX_IN_FLIGHT`].
+    in_flight: Arc<Semaphore>,
 }
 
 impl Deliverer {
@@ -58,9 +75,13 @@ impl Deliverer {
     pub fn new(store: Arc<Store>, sinks: Vec<(Sink, DeliveryConfig)>, clock: Arc<dyn Clock>) -> Deliverer {
         let sinks = sinks
             .into_iter()
-            .map(|(sink, policy)| (sink.name().to_owned(), Arc::new(SinkSlot { sink, policy })))
+            .map(|(sink, policy)| {
+                let pacer = (sink.kind() == "slack")
+                    .then(|| Mutex::new(Pacer::new(SLACK_BURST, SLACK_PERIOD, tokio::time::Instant::now())));
+                (sink.name().to_owned(), Arc::new(SinkSlot { sink, policy, pacer }))
+            })
             .collect();
-        Deliverer { store, sinks, clock }
+        Deliverer { store, sinks, clock, in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)) }
     }
 
     /// Attempts every pending entry that is due now, then flushes the outbox.
@@ -87,7 +108,8 @@ impl Deliverer {
             let slot = Arc::clone(&self.sinks[&name]);
             let store = Arc::clone(&self.store);
             let clock = Arc::clone(&self.clock);
-            tasks.spawn(async move { drain_sink(&slot, &store, clock.as_ref(), entries, now_ms).await });
+            let in_flight = Arc::clone(&self.in_flight);
+            tasks.spawn(async move { drain_sink(&slot, &store, clock.as_ref(), &in_flight, entries, now_ms).await });
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {
@@ -122,6 +144,7 @@ async fn drain_sink(
     slot: &SinkSlot,
     store: &Store,
     clock: &dyn Clock,
+    in_flight: &Semaphore,
     entries: Vec<OutboxEntry>,
     now_ms: i64,
 ) -> Result<DeliveryReport, StoreError> {
@@ -135,9 +158,15 @@ async fn drain_sink(
             continue;
         }
 
+        if let Some(pacer) = &slot.pacer {
+            let wait = pacer.lock().await.reserve(tokio::time::Instant::now());
+            tokio::time::sleep(wait).await;
+        }
+        let permit = in_flight.acquire().await.expect("the in-flight semaphore is never closed");
         report.attempted += 1;
         entry.attempts += 1;
         let outcome = slot.sink.deliver(&entry.notification, clock.now()).await;
+        drop(permit);
         let attempt_ms = unix_ms(clock.now());
         crate::status::global().delivery_attempted(&entry.sink, &outcome, clock.now());
 
