@@ -1,7 +1,7 @@
 //! Reloading the configuration on SIGHUP.
 //!
-//! [`Reload`] waits for the signal. [`Reload::prepare`] re-reads and validates the file
-//! (secrets from `*_file` included) and keeps what needs a restart as it was; an invalid
+//! [`Reload`] waits for the signal. [`Reload::prepare`] re-reads and validates the file,
+//! secrets from `*_file` included, and keeps what needs a restart as it was. An invalid
 //! file is logged and the running configuration kept. [`Reload::apply`] swaps the new one
 //! into the [`App`] and logs what changed, never a secret value. When to apply is the
 //! runner's call: it stops its loops first, so no sweep sees half of each.

@@ -2,7 +2,7 @@
 //!
 //! When an offer fails with the same error every cycle, the first failure is logged, then
 //! a reminder every [`REMINDER_EVERY`] with the count so far, and one line when it
-//! recovers. [`Repeats`] only decides; the caller writes the log line. It knows nothing of
+//! recovers. [`Repeats`] only decides; the caller writes the log line. It has no notion of
 //! offers or sinks: a failure is a key and an error text.
 
 use std::collections::BTreeMap;
@@ -11,7 +11,7 @@ use std::time::{Duration, SystemTime};
 /// How often a failure that keeps repeating with the same error is logged again.
 pub const REMINDER_EVERY: Duration = Duration::from_secs(15 * 60);
 
-/// What to do with one failure.
+/// The decision about one failure's log line.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Verdict {
     /// Log it: the first failure of a run, or the error changed.
@@ -46,7 +46,7 @@ pub struct Repeats {
 }
 
 impl Repeats {
-    /// Records a failure of `key` with `error` at `at` and says whether to log it.
+    /// Records a failure of `key` with `error` at `at` and returns whether to log it.
     pub fn failure(&mut self, key: &str, error: &str, at: SystemTime) -> Verdict {
         let Some(run) = self.runs.get_mut(key) else {
             let run = Run { error: error.to_owned(), since: at, failures: 1, logged_at: at };

@@ -1,6 +1,6 @@
 //! The optional HTTP endpoint of `run`: probes, status and metrics.
 //!
-//! `GET /healthz` answers 200 while the process runs. `GET /readyz` answers 200 once the
+//! `GET /healthz` returns 200 while the process runs. `GET /readyz` returns 200 once the
 //! configuration is loaded and the state store is open, and never looks at the Akua API or
 //! the sinks, so an outage upstream does not take the pod out of service. `GET /status`
 //! serves [`crate::status::StatusReport`] as JSON, and `GET /metrics` the Prometheus text
@@ -25,11 +25,11 @@ use crate::status::Status;
 /// The content type of the Prometheus text exposition format.
 const PROMETHEUS_CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
 
-/// What the handlers read.
+/// The state every handler reads.
 #[derive(Clone)]
 struct Shared {
     status: &'static Status,
-    /// `None` when no recorder is installed; `/metrics` then answers 404.
+    /// `None` when no recorder is installed, and `/metrics` then returns 404.
     metrics: Option<PrometheusHandle>,
 }
 

@@ -1,10 +1,10 @@
 //! What the running process has observed, for `/readyz`, `/status` and the failure log.
 //!
-//! The sweep and the delivery worker report here with one call per fact (an offer swept
-//! or failed, a delivery attempt); this module keeps the latest of each behind a mutex,
-//! forwards it to [`crate::metrics`], and writes the rate-limited log lines about failing
-//! offers (see [`crate::repeats`]). It reads outbox counts from the store when asked, so
-//! they are never stale. It decides nothing about sweeping or delivering.
+//! The sweep and the delivery worker report here with one call per fact, such as an offer
+//! swept or failed, or a delivery attempt. This module keeps the latest of each behind a
+//! mutex and forwards it to [`crate::metrics`]. It also writes the rate-limited log lines
+//! about failing offers (see [`crate::repeats`]). Outbox counts are read from the store on
+//! each request, so they are never stale. It decides nothing about sweeping or delivering.
 //!
 //! There is one [`Status`] per process, reached through [`global`], like the metrics
 //! recorder: the workers that report are rebuilt on every reload, while what they observed
@@ -52,7 +52,7 @@ struct Inner {
     /// The last `GET /offers`, when the offers come from the API rather than the file.
     offer_listing: Option<Outcome>,
     offers: BTreeMap<String, Outcome>,
-    /// Keyed by sink name; holds exactly the configured sinks.
+    /// Keyed by sink name. Contains exactly the configured sinks.
     sinks: BTreeMap<String, SinkState>,
     repeats: Repeats,
 }
@@ -168,7 +168,7 @@ impl Status {
         }
     }
 
-    /// Records that `GET /offers` answered.
+    /// Records that `GET /offers` succeeded.
     pub fn offers_listed(&self, at: SystemTime) {
         let mut inner = self.lock();
         if let Some(recovery) = inner.repeats.success(OFFER_LISTING_KEY) {

@@ -29,6 +29,15 @@ pub fn describe(config: &Config) -> String {
         config.state.path.display()
     );
 
+    match &config.server {
+        Some(server) => {
+            let _ = writeln!(out, "server: {} (/healthz, /readyz, /status, /metrics)", server.listen);
+        }
+        None => {
+            let _ = writeln!(out, "server: none");
+        }
+    }
+
     let _ = writeln!(out, "sinks:");
     for (name, sink) in &config.sinks {
         let target = match sink {

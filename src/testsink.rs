@@ -4,7 +4,7 @@
 //! success proves the URL, the secret and the receiver. It is marked as a test in every
 //! form: the draft id [`TEST_DRAFT_ID`], the rule name and the fallback text carry
 //! [`TEST_MARKER`]. Nothing is read from or written to the state directory, so this works
-//! while `run` holds it.
+//! while `run` has it locked.
 
 use std::time::SystemTime;
 
@@ -21,7 +21,7 @@ use crate::sinks::{self, DeliveryError, Notification, Sink};
 /// The offer id the sample names. Like the draft id, no Akua offer has it.
 pub const TEST_OFFER_ID: &str = "offer_draftwatch_test";
 
-/// Why the sample could not be sent.
+/// The reason the sample could not be sent.
 #[derive(Debug, thiserror::Error)]
 pub enum TestSinkError {
     #[error("no sink named `{name}` in the configuration{hint}")]

@@ -136,7 +136,7 @@ impl Drop for Sidecar {
 
 const SERVER: &str = "\n[server]\nlisten = \"127.0.0.1:0\"\n";
 
-/// A configuration for `harness` with `auth` in `[akua]` and `sinks_and_rules` after it.
+/// Builds a configuration for `harness` with `auth` in `[akua]` and `sinks_and_rules` after it.
 fn config_with(harness: &Harness, auth: &str, sinks_and_rules: &str) -> String {
     format!(
         "[akua]\nbase_url = \"{}\"\n{auth}\nrequest_timeout = \"5s\"\n\n[poll]\ninterval = \"1s\"\n\n\
@@ -412,4 +412,28 @@ async fn test_sink_accepted_rejected_unknown() {
     assert_eq!(unknown.status.code(), Some(2), "{}", stderr(&unknown));
     assert!(stderr(&unknown).contains("did you mean `sales`?"), "{}", stderr(&unknown));
     assert!(!harness.state_path().exists(), "test-sink leaves the state directory alone");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn check_config_shows_server_not_secrets() {
+    let harness = Harness::start().await;
+    std::fs::write(harness.dir.path().join("token"), "sk_akua_FILE_TOKEN_SENTINEL\n").unwrap();
+    let sinks = format!(
+        "[sinks.ops]\ntype = \"webhook\"\nurl = \"{}\"\nsecret = \"{}\"\nheaders = {{ \"X-Team\" = \"HEADER_SENTINEL\" }}\n\n\
+         [[rules]]\nsinks = [\"ops\"]\n",
+        harness.hook.url("/hooks/PATH_SENTINEL"),
+        crate::support::WEBHOOK_SECRET,
+    );
+    let config = write(&harness, &config_with(&harness, "token_file = \"token\"", &sinks));
+
+    let output = draftwatch(&config, &["check-config"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("server: 127.0.0.1:0 (/healthz, /readyz, /status, /metrics)"), "{stdout}");
+    assert!(stdout.contains(&format!("ops: webhook → {}, signed", harness.hook.addr)), "{stdout}");
+    let secret_key = crate::support::WEBHOOK_SECRET.trim_start_matches("whsec_");
+    for secret in ["FILE_TOKEN_SENTINEL", "PATH_SENTINEL", "HEADER_SENTINEL", secret_key] {
+        assert!(!stdout.contains(secret), "{secret} printed: {stdout}");
+        assert!(!stderr(&output).contains(secret), "{secret} logged: {}", stderr(&output));
+    }
 }
