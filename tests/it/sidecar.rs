@@ -437,3 +437,40 @@ async fn check_config_shows_server_not_secrets() {
         assert!(!stderr(&output).contains(secret), "{secret} logged: {}", stderr(&output));
     }
 }
+
+/// Returns the lines of the YAML block scalar that follows `key: |`, unindented.
+fn yaml_block(yaml: &str, key: &str) -> String {
+    let mut lines = yaml.lines().skip_while(|line| line.trim() != format!("{key}: |")).skip(1).peekable();
+    let indent = lines.peek().map(|line| line.len() - line.trim_start().len()).unwrap();
+    let block: Vec<&str> =
+        lines.take_while(|line| line.trim().is_empty() || line.starts_with(&" ".repeat(indent))).collect();
+    block.iter().map(|line| line.get(indent..).unwrap_or("")).collect::<Vec<_>>().join("\n")
+}
+
+/// Returns the quoted value of `key: "value"` in `yaml`.
+fn yaml_string(yaml: &str, key: &str) -> String {
+    let line = yaml.lines().find(|line| line.trim_start().starts_with(&format!("{key}: \""))).unwrap();
+    line.split('"').nth(1).unwrap().to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn kubernetes_example_config_valid() {
+    let manifest = include_str!("../../deploy/kubernetes/draftwatch.yaml");
+    let dir = tempfile::tempdir().unwrap();
+    let secrets = dir.path().join("secrets");
+    std::fs::create_dir(&secrets).unwrap();
+    for key in ["akua-token", "slack-webhook-url", "webhook-secret"] {
+        std::fs::write(secrets.join(key), yaml_string(manifest, key)).unwrap();
+    }
+    let toml = yaml_block(manifest, "draftwatch.toml")
+        .replace("/etc/draftwatch/secrets", &secrets.display().to_string())
+        .replace("/var/lib/draftwatch", &dir.path().display().to_string());
+    let config = dir.path().join("draftwatch.toml");
+    std::fs::write(&config, toml).unwrap();
+
+    let output = draftwatch(&config, &["check-config"]).await;
+    assert!(output.status.success(), "{}", stderr(&output));
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("server: 0.0.0.0:9090"), "{stdout}");
+    assert!(stdout.contains("ops: webhook → ops.example.com, signed"), "{stdout}");
+}
