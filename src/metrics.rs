@@ -130,3 +130,44 @@ pub fn refresh_gauges(values: Gauges) {
     gauge!(SNAPSHOT_DRAFTS).set(values.snapshot_drafts as f64);
     gauge!(OFFERS_FAILING).set(values.offers_failing as f64);
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ALL: &[&str] = &[
+        SWEEPS,
+        SWEEP_DURATION,
+        LAST_COMPLETE_SWEEP,
+        DRAFTS_SEEN,
+        SNAPSHOT_DRAFTS,
+        OFFERS_FAILING,
+        EVENTS,
+        DELIVERIES,
+        DEAD_LETTERS,
+        OUTBOX_ENTRIES,
+        API_ERRORS,
+        CONFIG_RELOADS,
+        BUILD_INFO,
+    ];
+
+    #[test]
+    fn metric_names_are_prefixed() {
+        for name in ALL {
+            assert!(name.starts_with("draftwatch_"), "{name}");
+        }
+    }
+
+    #[test]
+    fn example_alerts_use_known_metrics() {
+        let alerts = include_str!("../deploy/prometheus/draftwatch-alerts.yaml");
+        let mut used = 0;
+        for (start, _) in alerts.match_indices("draftwatch_") {
+            let name: String =
+                alerts[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            assert!(ALL.contains(&name.as_str()), "the alert rules use {name}, which draftwatch does not export");
+            used += 1;
+        }
+        assert!(used >= 4, "expected the alert rules to use draftwatch metrics");
+    }
+}
