@@ -160,6 +160,8 @@ fn outbox(config: &Config, action: OutboxAction) -> anyhow::Result<()> {
 /// while the store opens, then the cycles, with SIGHUP reloading `path`.
 async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals()?;
+    // N.B. registered first: an unhandled SIGHUP would terminate the process.
+    let reload = Reload::on_sighup(path)?;
     let status = crate::status::global();
     let server = match &config.server {
         Some(server) => {
@@ -172,7 +174,6 @@ async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let mut app = App::build(config, Arc::new(SystemClock))?;
     status.configured(&app.config);
     status.set_ready(Arc::clone(&app.store));
-    let reload = Reload::on_sighup(path)?;
 
     let result = runner::run(&mut app, shutdown.clone(), Some(reload)).await;
     shutdown.trigger();

@@ -163,8 +163,7 @@ mod tests {
         let alerts = include_str!("../deploy/prometheus/draftwatch-alerts.yaml");
         let mut used = 0;
         for (start, _) in alerts.match_indices("draftwatch_") {
-            let name: String =
-                alerts[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
+            let name: String = alerts[start..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '_').collect();
             assert!(ALL.contains(&name.as_str()), "the alert rules use {name}, which draftwatch does not export");
             used += 1;
         }

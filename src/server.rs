@@ -134,3 +134,42 @@ fn read_gauges(status: &Status) -> Gauges {
     }
     gauges
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use super::*;
+    use crate::state::Store;
+
+    async fn get(client: &reqwest::Client, addr: SocketAddr, path: &str) -> (u16, String) {
+        let response = client.get(format!("http://{addr}{path}")).send().await.unwrap();
+        (response.status().as_u16(), response.text().await.unwrap())
+    }
+
+    #[tokio::test]
+    async fn readyz_waits_for_store() {
+        let status: &'static Status = Box::leak(Box::new(Status::new()));
+        let shutdown = Shutdown::new();
+        let server =
+            Server::start(SocketAddr::from(([127, 0, 0, 1], 0)), status, None, shutdown.clone()).await.unwrap();
+        let client = reqwest::Client::builder().no_proxy().build().unwrap();
+        let addr = server.addr();
+
+        assert_eq!(get(&client, addr, "/healthz").await.0, 200);
+        assert_eq!(get(&client, addr, "/readyz").await.0, 503);
+        assert_eq!(get(&client, addr, "/metrics").await.0, 404, "no recorder in this process");
+        let (code, body) = get(&client, addr, "/status").await;
+        assert_eq!(code, 200);
+        let report: serde_json::Value = serde_json::from_str(&body).unwrap();
+        assert_eq!(report["ready"], false);
+
+        let dir = tempfile::tempdir().unwrap();
+        status.set_ready(Arc::new(Store::open(&dir.path().join("state")).unwrap()));
+        assert_eq!(get(&client, addr, "/readyz").await.0, 200);
+
+        shutdown.trigger();
+        tokio::time::timeout(std::time::Duration::from_secs(5), server.stopped()).await.unwrap();
+        assert!(client.get(format!("http://{addr}/healthz")).send().await.is_err(), "the server stopped");
+    }
+}
