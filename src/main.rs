@@ -48,12 +48,11 @@ fn json_requested() -> bool {
     })
 }
 
-/// Logs to stderr, filtered by `RUST_LOG` (default `default_filter`). Colors only when
-/// stderr is a terminal, so collected logs carry no escape codes.
+/// Logs to stderr, filtered by `RUST_LOG` (default `default_filter`).
 fn init_tracing(format: LogFormat, default_filter: &str) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
-    let ansi = std::io::stderr().is_terminal();
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi);
+    let colors = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(colors);
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => {

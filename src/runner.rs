@@ -146,7 +146,11 @@ async fn delivery_loop(
             delivered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).add(&round);
         }
 
-        let next = next_delivery_instant(app)?.unwrap_or_else(|| Instant::now() + IDLE_DELIVERY_CHECK);
+        let mut next = next_delivery_instant(app)?.unwrap_or_else(|| Instant::now() + IDLE_DELIVERY_CHECK);
+        if round.attempted == 0 && next <= Instant::now() {
+            // N.B. something is due but nothing could be attempted; never spin on it.
+            next = Instant::now() + Duration::from_secs(1);
+        }
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = wake.notified() => {}

@@ -62,7 +62,7 @@ fn describe_rule(index: usize, rule: &Rule) -> String {
     let name = rule.name.clone().unwrap_or_else(|| format!("#{}", index + 1));
     let events: Vec<&str> = rule.events.iter().map(|kind| kind.short_name()).collect();
     format!(
-        "{name}: {} {} → {} ⇒ {}",
+        "{name}: [{}] {} → {} ⇒ {}",
         events.join(", "),
         describe_matcher(&rule.from),
         describe_matcher(&rule.to),
