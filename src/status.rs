@@ -151,6 +151,9 @@ impl Status {
     }
 
     /// Takes note of a new configuration: its sinks, and the offers it still watches.
+    ///
+    /// N.B. when the offers come from `GET /offers`, an offer that leaves that list keeps
+    /// its last entry in `/status` until the process restarts.
     pub fn configured(&self, config: &Config) {
         let mut inner = self.lock();
         let previous = std::mem::take(&mut inner.sinks);
