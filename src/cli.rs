@@ -156,8 +156,8 @@ fn outbox(config: &Config, action: OutboxAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Runs until a signal: the HTTP server first when configured, so `/healthz` answers
-/// while the store opens, then the cycles, with SIGHUP reloading `path`.
+/// Runs until a signal. The HTTP server starts first when configured, so `/healthz`
+/// responds while the store opens. SIGHUP reloads `path`.
 async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals()?;
     // N.B. registered first: an unhandled SIGHUP would terminate the process.

@@ -26,9 +26,9 @@ fn main() -> ExitCode {
     runtime.block_on(execute(cli))
 }
 
-/// Reports a command line clap rejected. Help and version go to stdout as usual; an error
-/// is one JSON log line when `--log-format json` was asked for, so that a log pipeline
-/// reading JSON sees it too.
+/// Reports a command line that clap rejected. Help and version go to stdout as usual. An
+/// error becomes one JSON log line when `--log-format json` was requested, so that a log
+/// pipeline that parses JSON receives it too.
 fn usage_error(error: clap::Error) -> ExitCode {
     if !error.use_stderr() || !json_requested() {
         error.exit();

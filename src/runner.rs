@@ -98,7 +98,7 @@ async fn run_loops(app: &App, shutdown: &Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Completes when `reload` asks for a reload; never without one.
+/// Completes at the next reload request of `reload`, and never without one.
 async fn reload_requested(reload: &mut Option<Reload>) {
     match reload {
         Some(reload) => reload.requested().await,
