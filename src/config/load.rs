@@ -157,6 +157,12 @@ fn read_akua(section: &Section, warnings: &mut Vec<String>) -> Result<AkuaConfig
         Some(text) => read_base_url(section, &text)?,
         None => DEFAULT_BASE_URL.parse().expect("the default base URL is valid"),
     };
+    if !base_url.path().ends_with("/v1") {
+        warnings.push(format!(
+            "`akua.base_url` has the path `{}`, but Akua's API is served under `/v1`; requests will likely answer 404 unless the URL ends in /v1",
+            base_url.path()
+        ));
+    }
 
     let token = section.required_secret("token", "${AKUA_API_TOKEN}")?;
     if HeaderValue::from_str(&format!("Bearer {}", token.value)).is_err() {
@@ -232,6 +238,13 @@ fn read_offers(section: &Section, warnings: &mut Vec<String>) -> Result<Option<V
                 "{shown} is {length} characters long; an offer id is 1 to {MAX_OFFER_ID_CHARS} characters, such as \"offer_...\""
             );
             return Err(ConfigError::at(&text.path, message));
+        }
+        if !text.value.starts_with("offer_") {
+            let shown = section.ctx.shown(&text.path, &text.value);
+            warnings.push(format!(
+                "`{}`: {shown} does not look like an offer id (`offer_...`); draft ids (`odft_...`) are not offers",
+                text.path
+            ));
         }
         if offers.contains(&text.value) {
             let shown = section.ctx.shown(&text.path, &text.value);

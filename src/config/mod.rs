@@ -85,7 +85,9 @@ impl Default for PollConfig {
 /// `[state]`: where the snapshot and the outbox live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateConfig {
-    /// Relative paths are resolved against the working directory.
+    /// Relative paths are resolved against the working directory, not the config file's
+    /// directory, so containers and systemd units can keep state in their working
+    /// directory.
     pub path: PathBuf,
 }
 
