@@ -24,16 +24,24 @@ pub struct App {
 impl App {
     /// Opens the state directory and builds the client and every configured sink.
     pub fn build(config: Config, clock: Arc<dyn Clock>) -> anyhow::Result<App> {
-        let http = sinks::http_client();
-        let sinks = config
-            .sinks
-            .iter()
-            .map(|(name, sink_config)| {
-                let policy = config.sink_delivery.get(name).cloned().unwrap_or_else(|| config.delivery.clone());
-                (Sink::from_config(name, sink_config, http.clone()), policy)
-            })
-            .collect();
+        let sinks = build_sinks(&config);
         App::build_with_sinks(config, sinks, clock)
+    }
+
+    /// Replaces the configuration of a running process: rebuilds the client, the sinks and
+    /// both workers around the same open store. On error nothing changes.
+    ///
+    /// The caller keeps what needs a restart (`state.path`, `server.listen`) as it was; a
+    /// different `state.path` here is ignored, because the store stays open.
+    pub fn reconfigure(&mut self, config: Config) -> anyhow::Result<()> {
+        let config = Arc::new(config);
+        let client = AkuaClient::new(&config.akua).context("cannot build the akua client")?;
+        let sinks = build_sinks(&config);
+
+        self.watcher = Watcher::new(Arc::clone(&config), client, Arc::clone(&self.store), Arc::clone(&self.clock));
+        self.deliverer = Deliverer::new(Arc::clone(&self.store), sinks, Arc::clone(&self.clock));
+        self.config = config;
+        Ok(())
     }
 
     /// Like [`App::build`], with sinks built by the caller instead of from `config.sinks`.
@@ -54,4 +62,17 @@ impl App {
             clock,
         })
     }
+}
+
+/// Builds every configured sink with the retry settings that apply to it.
+fn build_sinks(config: &Config) -> Vec<(Sink, DeliveryConfig)> {
+    let http = sinks::http_client();
+    config
+        .sinks
+        .iter()
+        .map(|(name, sink_config)| {
+            let policy = config.sink_delivery.get(name).cloned().unwrap_or_else(|| config.delivery.clone());
+            (Sink::from_config(name, sink_config, http.clone()), policy)
+        })
+        .collect()
 }

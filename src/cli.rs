@@ -14,9 +14,12 @@ use clap::{Parser, Subcommand, ValueEnum};
 use crate::app::App;
 use crate::clock::SystemClock;
 use crate::config::{self, Config};
+use crate::reload::Reload;
 use crate::runner;
+use crate::server::Server;
 use crate::shutdown::Shutdown;
 use crate::state::Store;
+use crate::testsink::TestSinkError;
 
 /// Watches Akua order drafts and notifies Slack or webhooks when they change state.
 #[derive(Debug, Parser)]
@@ -55,6 +58,12 @@ pub enum Command {
     /// Run the real pipeline against a built-in simulated Akua API and print every
     /// notification to the terminal.
     Demo(crate::demo::DemoArgs),
+    /// Send one clearly marked sample notification to a sink and report whether it was
+    /// accepted.
+    TestSink {
+        /// The sink's name, as in [sinks.NAME].
+        name: String,
+    },
     /// Inspect and manage pending and dead-lettered notifications (while `run` is stopped).
     Outbox {
         #[command(subcommand)]
@@ -90,7 +99,11 @@ pub async fn execute(cli: Cli) -> ExitCode {
         Command::Demo(args) => finish(crate::demo::run(args).await),
         Command::Run => {
             let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
-            finish(run(config).await)
+            finish(run(config, cli.config.clone()).await)
+        }
+        Command::TestSink { name } => {
+            let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
+            test_sink(&config, &name).await
         }
         Command::Once => {
             let Some(config) = load_config(&cli.config) else { return ExitCode::from(EXIT_USAGE) };
@@ -143,10 +156,49 @@ fn outbox(config: &Config, action: OutboxAction) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(config: Config) -> anyhow::Result<()> {
-    let app = App::build(config, Arc::new(SystemClock))?;
+/// Runs until a signal. The HTTP server starts first when configured, so `/healthz`
+/// responds while the store opens. SIGHUP reloads `path`.
+async fn run(config: Config, path: PathBuf) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals()?;
-    runner::run(&app, shutdown).await
+    // N.B. registered first: an unhandled SIGHUP would terminate the process.
+    let reload = Reload::on_sighup(path)?;
+    let status = crate::status::global();
+    let server = match &config.server {
+        Some(server) => {
+            let metrics = crate::metrics::install()?;
+            Some(Server::start(server.listen, status, Some(metrics), shutdown.clone()).await?)
+        }
+        None => None,
+    };
+
+    let mut app = App::build(config, Arc::new(SystemClock))?;
+    status.configured(&app.config);
+    status.set_ready(Arc::clone(&app.store));
+
+    let result = runner::run(&mut app, shutdown.clone(), Some(reload)).await;
+    shutdown.trigger();
+    if let Some(server) = server {
+        server.stopped().await;
+    }
+    result
+}
+
+/// Sends the sample notification: exit 0 when accepted, 1 when not, 2 for an unknown sink.
+async fn test_sink(config: &Config, name: &str) -> ExitCode {
+    match crate::testsink::send(config, name, std::time::SystemTime::now()).await {
+        Ok(()) => {
+            println!("sink `{name}` accepted the test notification");
+            ExitCode::SUCCESS
+        }
+        Err(error @ TestSinkError::UnknownSink { .. }) => {
+            tracing::error!("{error}; pass one of the names under [sinks]");
+            ExitCode::from(EXIT_USAGE)
+        }
+        Err(error) => {
+            tracing::error!("{error}; check the sink's URL, secret and the receiver, then run test-sink again");
+            ExitCode::from(EXIT_FAILURE)
+        }
+    }
 }
 
 async fn once(config: Config) -> ExitCode {

@@ -26,7 +26,7 @@ use crate::sinks::Sink;
 #[derive(Debug, clap::Args)]
 pub struct DemoArgs {
     /// Stop after this many poll cycles; without it the demo runs until Ctrl-C.
-    #[arg(long)]
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
     pub cycles: Option<u32>,
 
     /// Time between two poll cycles, such as "2s" or "500ms".
@@ -52,17 +52,26 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
     let mut scenario = Scenario::new(args.seed);
 
     println!("draftwatch demo: simulated Akua API at {}", sim.base_url());
-    println!("state in {} (removed on exit); press Ctrl-C to stop", state.path().display());
-    println!();
+    println!("state in {} (removed on exit)", state.path().display());
+    println!("every event is routed to this terminal by one catch-all rule; a real configuration");
+    println!("routes with its own [[rules]], so `draftwatch check-config` shows what yours would send");
+    println!("lines marked `akua:` are what the simulated customers did; the blocks below them are");
+    println!("the notifications draftwatch sent, as Slack shows them (header, text, fields, rule)");
+    if args.cycles.is_none() {
+        println!("press Ctrl-C to stop");
+    }
 
     let mut cycle: u32 = 0;
     while args.cycles.is_none_or(|cycles| cycle < cycles) {
         cycle += 1;
+        println!();
+        println!("── cycle {cycle} ──");
         if cycle > 1 {
             let changes = sim.with_world(|world| scenario.step(world));
             for change in &changes {
-                println!("  · akua: {change}");
+                println!("  akua: {change}");
             }
+            println!();
         }
 
         let sweep = app.watcher.sweep().await;
@@ -72,20 +81,19 @@ pub async fn run(args: DemoArgs) -> anyhow::Result<()> {
             .map(|(_, error)| error.to_string())
             .or(sweep.offers_error.as_ref().map(ToString::to_string))
         {
-            println!("cycle {cycle}: sweep failed: {error}");
+            println!("sweep failed: {error}");
         }
         let delivery = app.deliverer.deliver_due().await?;
         if sweep.baselined > 0 {
             println!(
-                "cycle {cycle}: baseline of {} draft(s) in {} offer(s) recorded silently",
-                sweep.drafts, sweep.baselined
-            );
-        } else {
-            println!(
-                "cycle {cycle}: {} draft(s) in {} offer(s), {} event(s), {} notification(s) shown",
-                sweep.drafts, sweep.offers, sweep.events, delivery.delivered
+                "{} offer(s) seen for the first time: their drafts were recorded silently (the baseline)",
+                sweep.baselined
             );
         }
+        println!(
+            "swept {} draft(s) in {} offer(s): {} event(s), {} notification(s) shown",
+            sweep.drafts, sweep.offers, sweep.events, delivery.delivered
+        );
 
         if args.cycles.is_some_and(|cycles| cycle >= cycles) {
             break;
@@ -130,5 +138,6 @@ fn demo_config(sim: &SimApi, state_path: std::path::PathBuf, interval: Duration)
         sinks,
         rules: vec![every_event],
         stuck: BTreeMap::new(),
+        server: None,
     })
 }

@@ -121,7 +121,7 @@ impl Watcher {
         let offers = match self.watched_offers(&mut report).await {
             Ok(offers) => offers,
             Err(error) => {
-                tracing::error!(error = %error, "cannot list offers; sweep skipped");
+                crate::status::global().offers_failed(&error, self.clock.now());
                 report.offers_error = Some(error);
                 report.duration = started.elapsed();
                 return report;
@@ -147,10 +147,11 @@ impl Watcher {
                     report.full_offers += usize::from(sweep.full);
                     report.restarts += sweep.restarts;
                     report.requests += sweep.requests;
+                    crate::status::global().offer_swept(&offer, self.clock.now());
                 }
                 Err((error, requests)) => {
                     report.requests += requests;
-                    tracing::error!(offer_id = %offer, error = %error, "offer sweep failed; its drafts keep their snapshot until the next complete listing");
+                    crate::status::global().offer_failed(&offer, &error, self.clock.now());
                     report.failed.push((offer, error));
                 }
             }
@@ -168,6 +169,7 @@ impl Watcher {
         }
         report.requests += 1;
         let offers = self.client.list_offers().await?;
+        crate::status::global().offers_listed(self.clock.now());
 
         let mut watched = Vec::with_capacity(offers.len());
         for offer in offers {
@@ -324,6 +326,7 @@ impl Watcher {
         for (draft_commit, draft_events) in drafts.iter_mut().zip(events) {
             for event in draft_events {
                 sweep.events += 1;
+                crate::metrics::event_detected(event.kind);
                 draft_commit.notifications.extend(self.route_event(event, now_ms));
             }
             sweep.notifications += draft_commit.notifications.len();

@@ -12,6 +12,7 @@ use tokio::time::Instant;
 use crate::app::App;
 use crate::delivery::DeliveryReport;
 use crate::pipeline::SweepReport;
+use crate::reload::Reload;
 use crate::shutdown::Shutdown;
 use crate::state::{EntryState, StoreError};
 
@@ -34,7 +35,11 @@ const MAX_FAILURE_BACKOFF: Duration = Duration::from_secs(300);
 ///
 /// Sweeps and deliveries run side by side: the delivery loop drains the outbox as entries
 /// fall due and is woken as soon as a sweep has committed new ones.
-pub async fn run(app: &App, shutdown: Shutdown) -> anyhow::Result<()> {
+///
+/// With `reload`, a request re-reads the configuration while both loops go on. Only a
+/// valid one stops them (in-flight deliveries get [`SHUTDOWN_GRACE`]), is swapped into
+/// `app`, and starts them again, beginning with a sweep.
+pub async fn run(app: &mut App, shutdown: Shutdown, mut reload: Option<Reload>) -> anyhow::Result<()> {
     tracing::info!(
         state = %app.store.path().display(),
         interval = %humantime::format_duration(app.config.poll.interval),
@@ -42,11 +47,47 @@ pub async fn run(app: &App, shutdown: Shutdown) -> anyhow::Result<()> {
         rules = app.config.rules.len(),
         "draftwatch started"
     );
+
+    while !shutdown.is_triggered() {
+        let generation = shutdown.child();
+        let reloaded = {
+            let running: &App = app;
+            let loops = run_loops(running, &generation);
+            tokio::pin!(loops);
+            loop {
+                tokio::select! {
+                    result = &mut loops => {
+                        result?;
+                        break None;
+                    }
+                    _ = reload_requested(&mut reload) => {
+                        let Some(config) = reload.as_ref().and_then(|reload| reload.prepare(&running.config)) else {
+                            continue;
+                        };
+                        generation.trigger();
+                        (&mut loops).await?;
+                        break Some(config);
+                    }
+                }
+            }
+        };
+        if let (Some(config), Some(reload)) = (reloaded, &reload) {
+            reload.apply(app, config);
+        }
+    }
+
+    app.store.flush()?;
+    tracing::info!("draftwatch stopped");
+    Ok(())
+}
+
+/// Runs the sweep loop and the delivery loop until `shutdown` triggers.
+async fn run_loops(app: &App, shutdown: &Shutdown) -> anyhow::Result<()> {
     let wake = Notify::new();
     let delivered = std::sync::Mutex::new(DeliveryReport::default());
 
     let (sweeps, deliveries) =
-        tokio::join!(sweep_loop(app, &shutdown, &wake, &delivered), delivery_loop(app, &shutdown, &wake, &delivered));
+        tokio::join!(sweep_loop(app, shutdown, &wake, &delivered), delivery_loop(app, shutdown, &wake, &delivered));
     if let Err(error) = &deliveries {
         // N.B. pending entries stay in the outbox, so the next start delivers them.
         tracing::error!(error = %error, "delivery loop stopped; pending notifications wait for a restart");
@@ -54,10 +95,15 @@ pub async fn run(app: &App, shutdown: Shutdown) -> anyhow::Result<()> {
     }
     sweeps?;
     deliveries?;
-
-    app.store.flush()?;
-    tracing::info!("draftwatch stopped");
     Ok(())
+}
+
+/// Completes at the next reload request of `reload`, and never without one.
+async fn reload_requested(reload: &mut Option<Reload>) {
+    match reload {
+        Some(reload) => reload.requested().await,
+        None => std::future::pending().await,
+    }
 }
 
 async fn sweep_loop(
@@ -77,6 +123,7 @@ async fn sweep_loop(
         }
         let since_last = std::mem::take(&mut *delivered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()));
         log_cycle(&sweep, &since_last);
+        crate::status::global().sweep_finished(&sweep, app.clock.now());
 
         failures = if sweep.is_total_failure() { failures.saturating_add(1) } else { 0 };
         tokio::select! {
@@ -99,7 +146,11 @@ async fn delivery_loop(
             delivered.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).add(&round);
         }
 
-        let next = next_delivery_instant(app)?.unwrap_or_else(|| Instant::now() + IDLE_DELIVERY_CHECK);
+        let mut next = next_delivery_instant(app)?.unwrap_or_else(|| Instant::now() + IDLE_DELIVERY_CHECK);
+        if round.attempted == 0 && next <= Instant::now() {
+            // N.B. something is due but nothing could be attempted; never spin on it.
+            next = Instant::now() + Duration::from_secs(1);
+        }
         tokio::select! {
             _ = tokio::time::sleep_until(next) => {}
             _ = wake.notified() => {}
@@ -146,6 +197,7 @@ pub async fn once(app: &App) -> anyhow::Result<OnceOutcome> {
     }
 
     log_cycle(&sweep, &delivery);
+    crate::status::global().sweep_finished(&sweep, app.clock.now());
     app.store.flush()?;
     let pending = app.store.outbox_entries()?.iter().filter(|entry| entry.state == EntryState::Pending).count();
     Ok(OnceOutcome { sweep, delivery, pending })

@@ -22,6 +22,12 @@ impl Shutdown {
         self.token.cancel();
     }
 
+    /// Returns a handle that triggers with this one, and can also be triggered alone
+    /// without affecting this one.
+    pub fn child(&self) -> Shutdown {
+        Shutdown { token: self.token.child_token() }
+    }
+
     pub fn is_triggered(&self) -> bool {
         self.token.is_cancelled()
     }

@@ -6,6 +6,7 @@ use anyhow::Context;
 
 use crate::akua::AkuaClient;
 use crate::config::{Config, SinkConfig};
+use crate::event::EventKind;
 use crate::rules::{Rule, StatusMatcher};
 
 /// Describes the offers, sinks and rules, one line each. Prints hosts, never full URLs.
@@ -26,8 +27,17 @@ pub fn describe(config: &Config) -> String {
         "poll: every {}{}, state in {}",
         humantime::format_duration(config.poll.interval),
         if config.poll.notify_existing { ", existing drafts reported" } else { "" },
-        config.state.path.display()
+        std::path::absolute(&config.state.path).unwrap_or_else(|_| config.state.path.clone()).display()
     );
+
+    match &config.server {
+        Some(server) => {
+            let _ = writeln!(out, "server: {} (/healthz, /readyz, /status, /metrics)", server.listen);
+        }
+        None => {
+            let _ = writeln!(out, "server: none");
+        }
+    }
 
     let _ = writeln!(out, "sinks:");
     for (name, sink) in &config.sinks {
@@ -51,9 +61,16 @@ pub fn describe(config: &Config) -> String {
 
 fn describe_rule(index: usize, rule: &Rule) -> String {
     let name = rule.name.clone().unwrap_or_else(|| format!("#{}", index + 1));
-    let events: Vec<&str> = rule.events.iter().map(|kind| kind.short_name()).collect();
+    // N.B. a created event has no previous status, so a rule with a `from` list never
+    // matches it; listing `created` there would mislead.
+    let events: Vec<&str> = rule
+        .events
+        .iter()
+        .filter(|kind| **kind != EventKind::Created || rule.from == StatusMatcher::Any)
+        .map(|kind| kind.short_name())
+        .collect();
     format!(
-        "{name}: {} {} → {} ⇒ {}",
+        "{name}: [{}] {} → {} ⇒ {}",
         events.join(", "),
         describe_matcher(&rule.from),
         describe_matcher(&rule.to),

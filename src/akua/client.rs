@@ -32,6 +32,8 @@ pub struct AkuaClient {
     http: reqwest::Client,
     /// Without a trailing slash.
     base_url: String,
+    /// `host:port` of `base_url`, named in transport errors; never holds credentials.
+    host: String,
     /// The full `Bearer …` header value, marked sensitive so reqwest never logs it.
     authorization: Secret<HeaderValue>,
     context: Option<HeaderValue>,
@@ -103,6 +105,11 @@ impl AkuaClient {
         Ok(AkuaClient {
             http,
             base_url: config.base_url.as_str().trim_end_matches('/').to_owned(),
+            host: match (config.base_url.host_str(), config.base_url.port_or_known_default()) {
+                (Some(host), Some(port)) => format!("{host}:{port}"),
+                (Some(host), None) => host.to_owned(),
+                _ => "no host".to_owned(),
+            },
             authorization: Secret::new(authorization),
             context,
             page_size: config.page_size,
@@ -287,7 +294,21 @@ impl AkuaClient {
         self.get_json(&context, &path, &[]).await
     }
 
+    /// Sends one GET and parses the JSON answer; every failure is counted in the metrics.
     async fn get_json<T: DeserializeOwned>(
+        &self,
+        context: &RequestContext,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<T, ApiError> {
+        let result = self.send_get(context, path, query).await;
+        if let Err(error) = &result {
+            crate::metrics::api_error(error);
+        }
+        result
+    }
+
+    async fn send_get<T: DeserializeOwned>(
         &self,
         context: &RequestContext,
         path: &str,
@@ -302,15 +323,13 @@ impl AkuaClient {
             request = request.header("akua-context", workspace.clone());
         }
 
-        let response = request
-            .send()
-            .await
-            .map_err(|error| ApiError::Transport { context: context.clone(), detail: describe_transport(error) })?;
+        let transport = |error: reqwest::Error| ApiError::Transport {
+            context: context.clone(),
+            detail: format!("{} ({})", describe_transport(error), self.host),
+        };
+        let response = request.send().await.map_err(transport)?;
         let status = response.status();
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| ApiError::Transport { context: context.clone(), detail: describe_transport(error) })?;
+        let body = response.bytes().await.map_err(transport)?;
 
         if status.is_success() {
             return serde_json::from_slice(&body)

@@ -15,8 +15,8 @@ use super::error::ConfigError;
 use super::fields::{Context, KeyPath, Section, Text, http_url, wrong_type};
 use super::interpolate::interpolate_table;
 use super::{
-    AkuaConfig, Config, DEFAULT_BASE_URL, DeliveryConfig, PollConfig, PollMode, StateConfig, rule_section,
-    sink_section, suggest,
+    AkuaConfig, Config, DEFAULT_BASE_URL, DeliveryConfig, PollConfig, PollMode, ServerConfig, StateConfig,
+    rule_section, sink_section, suggest,
 };
 use crate::akua::DraftStatus;
 use crate::secret::Secret;
@@ -29,11 +29,12 @@ pub struct LoadedConfig {
     pub warnings: Vec<String>,
 }
 
-const TOP_LEVEL_KEYS: &[&str] = &["akua", "poll", "state", "delivery", "sinks", "rules", "stuck"];
+const TOP_LEVEL_KEYS: &[&str] = &["akua", "poll", "state", "delivery", "sinks", "rules", "stuck", "server"];
 const AKUA_KEYS: &[&str] = &["base_url", "token", "token_file", "context", "offers", "page_size", "request_timeout"];
 const POLL_KEYS: &[&str] = &["interval", "jitter", "notify_existing", "mode", "full_every"];
 const STATE_KEYS: &[&str] = &["path"];
 const DELIVERY_KEYS: &[&str] = &["retry_for", "max_backoff"];
+const SERVER_KEYS: &[&str] = &["listen"];
 
 const DEFAULT_PAGE_SIZE: u8 = 100;
 const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(15);
@@ -80,7 +81,14 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, base_dir: &Path) 
     let poll = root.table("poll")?;
     let state = root.table("state")?;
     let delivery = root.table("delivery")?;
-    let fixed_sections = [(&akua, AKUA_KEYS), (&poll, POLL_KEYS), (&state, STATE_KEYS), (&delivery, DELIVERY_KEYS)];
+    let server = root.table("server")?;
+    let fixed_sections = [
+        (&akua, AKUA_KEYS),
+        (&poll, POLL_KEYS),
+        (&state, STATE_KEYS),
+        (&delivery, DELIVERY_KEYS),
+        (&server, SERVER_KEYS),
+    ];
     for (section, keys) in fixed_sections {
         if let Some(section) = section {
             section.check_keys(keys)?;
@@ -97,6 +105,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, base_dir: &Path) 
     let delivery = delivery.map(|delivery| read_delivery(&delivery, &DeliveryConfig::default())).transpose()?;
     let delivery = delivery.unwrap_or_default();
     let stuck = root.table("stuck")?.map(|stuck| read_stuck(&stuck)).transpose()?.unwrap_or_default();
+    let server = server.map(|server| read_server(&server)).transpose()?.flatten();
 
     let sinks = sink_section::read_sinks(&root, &delivery)?;
     let rules = rule_section::read_rules(&root, &sinks.sinks)?;
@@ -110,7 +119,7 @@ pub fn parse(text: &str, env: &dyn Fn(&str) -> Option<String>, base_dir: &Path) 
     }
 
     let config =
-        Config { akua, poll, state, delivery, sinks: sinks.sinks, sink_delivery: sinks.delivery, rules, stuck };
+        Config { akua, poll, state, delivery, sinks: sinks.sinks, sink_delivery: sinks.delivery, rules, stuck, server };
     Ok(LoadedConfig { config, warnings })
 }
 
@@ -150,6 +159,12 @@ fn read_akua(section: &Section, warnings: &mut Vec<String>) -> Result<AkuaConfig
         Some(text) => read_base_url(section, &text)?,
         None => DEFAULT_BASE_URL.parse().expect("the default base URL is valid"),
     };
+    if !base_url.path().ends_with("/v1") {
+        warnings.push(format!(
+            "`akua.base_url` has the path `{}`, but Akua's API is served under `/v1`; requests will likely answer 404 unless the URL ends in /v1",
+            base_url.path()
+        ));
+    }
 
     let token = section.required_secret("token", "${AKUA_API_TOKEN}")?;
     if HeaderValue::from_str(&format!("Bearer {}", token.value)).is_err() {
@@ -226,6 +241,13 @@ fn read_offers(section: &Section, warnings: &mut Vec<String>) -> Result<Option<V
             );
             return Err(ConfigError::at(&text.path, message));
         }
+        if !text.value.starts_with("offer_") {
+            let shown = section.ctx.shown(&text.path, &text.value);
+            warnings.push(format!(
+                "`{}`: {shown} does not look like an offer id (`offer_...`); draft ids (`odft_...`) are not offers",
+                text.path
+            ));
+        }
         if offers.contains(&text.value) {
             let shown = section.ctx.shown(&text.path, &text.value);
             warnings.push(format!("`{}`: offer {shown} is listed more than once; it is watched once", text.path));
@@ -292,6 +314,22 @@ fn read_stuck(section: &Section) -> Result<std::collections::BTreeMap<DraftStatu
 fn read_state(section: &Section) -> Result<StateConfig, ConfigError> {
     let path = section.non_empty_string("path")?;
     Ok(path.map_or_else(StateConfig::default, |path| StateConfig { path: PathBuf::from(path.value) }))
+}
+
+/// Reads `[server]`; a table without `listen` means no server, like no table at all.
+fn read_server(section: &Section) -> Result<Option<ServerConfig>, ConfigError> {
+    let Some(listen) = section.non_empty_string("listen")? else {
+        return Ok(None);
+    };
+    let address = listen.value.parse().map_err(|_| {
+        let shown = section.ctx.shown(&listen.path, &listen.value);
+        let message = format!(
+            "{shown} is not an IP address and port; write \"127.0.0.1:9090\" (this host only) or \"0.0.0.0:9090\" \
+             (every interface, as a pod needs for its probes)"
+        );
+        ConfigError::at(&listen.path, message)
+    })?;
+    Ok(Some(ServerConfig { listen: address }))
 }
 
 /// Reads `retry_for` and `max_backoff` from `[delivery]` or from one sink, over `defaults`.

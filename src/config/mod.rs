@@ -10,11 +10,12 @@ mod interpolate;
 mod load;
 mod rule_section;
 mod sink_section;
-mod suggest;
+pub(crate) mod suggest;
 #[cfg(test)]
 mod tests;
 
 use std::collections::BTreeMap;
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
@@ -47,6 +48,8 @@ pub struct Config {
     /// `[stuck]`: how long a draft may stay in a status before a stuck event. Every key is a
     /// documented non-terminal status and every duration is at least one second.
     pub stuck: BTreeMap<DraftStatus, Duration>,
+    /// `None` means no HTTP server.
+    pub server: Option<ServerConfig>,
 }
 
 /// `[akua]`: how to reach the API and what to list.
@@ -106,7 +109,9 @@ impl Default for PollConfig {
 /// `[state]`: where the snapshot and the outbox live.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct StateConfig {
-    /// Relative paths are resolved against the working directory.
+    /// Relative paths are resolved against the working directory, not the config file's
+    /// directory, so containers and systemd units can keep state in their working
+    /// directory.
     pub path: PathBuf,
 }
 
@@ -114,6 +119,13 @@ impl Default for StateConfig {
     fn default() -> Self {
         StateConfig { path: PathBuf::from("draftwatch-state") }
     }
+}
+
+/// `[server]`: the HTTP endpoint for probes, status and metrics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ServerConfig {
+    /// Port 0 asks the system for a free port; the bound address is logged at start.
+    pub listen: SocketAddr,
 }
 
 /// `[delivery]`: how long and how patiently notifications are retried.

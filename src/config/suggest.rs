@@ -12,7 +12,7 @@ const MIN_SIMILARITY: f64 = 0.8;
 /// Returns the candidate closest to `input`, if one is close enough to be a likely typo.
 ///
 /// Case and the choice between `-` and `_` are ignored, so `Page-Size` finds `page_size`.
-pub(super) fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
+pub(crate) fn closest<'a>(input: &str, candidates: impl IntoIterator<Item = &'a str>) -> Option<&'a str> {
     let input = normalize(input);
     let mut best: Option<(f64, &'a str)> = None;
     for candidate in candidates {

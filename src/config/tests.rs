@@ -740,3 +740,16 @@ fn rule_fields_default_to_updated() {
     let text = format!("{BASE}\n[[rules]]\nfields = [\"delivery.staus\"]\nsinks = [\"ops\"]\n");
     assert_error(&text, "rules[1].fields[0]", "did you mean `delivery.status`?");
 }
+
+#[test]
+fn server_listen_is_read() {
+    assert_eq!(valid(BASE).config.server, None);
+    let loaded = valid(&format!("{BASE}\n[server]\nlisten = \"0.0.0.0:9090\"\n"));
+    assert_eq!(loaded.config.server, Some(ServerConfig { listen: "0.0.0.0:9090".parse().unwrap() }));
+}
+
+#[test]
+fn server_listen_rejects_hostname() {
+    assert_error(&format!("{BASE}\n[server]\nlisten = \"localhost:9090\"\n"), "server.listen", "127.0.0.1:9090");
+    assert_error(&format!("{BASE}\n[server]\nlisen = \"127.0.0.1:9090\"\n"), "server.lisen", "did you mean `listen`");
+}

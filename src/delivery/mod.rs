@@ -9,6 +9,7 @@ mod pace;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{Duration, SystemTime};
 
 use rand::Rng;
@@ -58,6 +59,10 @@ struct SinkSlot {
     policy: DeliveryConfig,
     /// Set for receivers with a documented rate limit (Slack); shared by every round.
     pacer: Option<Mutex<Pacer>>,
+    /// Unix milliseconds before which the sink gets no request at all, set by a retryable
+    /// failure so a receiver that is down sees one request per backoff, not one per entry.
+    /// Zero when the sink is not paused. Kept in memory only: a restart tries at once.
+    paused_until_ms: AtomicI64,
 }
 
 /// Sends due outbox entries and records the outcome of each attempt.
@@ -78,7 +83,7 @@ impl Deliverer {
             .map(|(sink, policy)| {
                 let pacer = (sink.kind() == "slack")
                     .then(|| Mutex::new(Pacer::new(SLACK_BURST, SLACK_PERIOD, tokio::time::Instant::now())));
-                (sink.name().to_owned(), Arc::new(SinkSlot { sink, policy, pacer }))
+                (sink.name().to_owned(), Arc::new(SinkSlot { sink, policy, pacer, paused_until_ms: AtomicI64::new(0) }))
             })
             .collect();
         Deliverer { store, sinks, clock, in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)) }
@@ -123,15 +128,25 @@ impl Deliverer {
         Ok(report)
     }
 
-    /// Returns when the earliest pending entry is next due, if any entry is pending.
+    /// Returns when the next attempt can be made, if any entry is pending.
+    ///
+    /// Only the oldest pending entry of each (sink, draft) pair can go next, and not
+    /// before its sink's pause ends; entries behind it are not counted as due.
     pub fn next_due(&self) -> Result<Option<SystemTime>, StoreError> {
-        let earliest = self
-            .store
-            .outbox_entries()?
-            .iter()
-            .filter(|entry| entry.state == EntryState::Pending)
-            .map(|entry| entry.next_attempt_ms)
-            .min();
+        let mut heads: HashSet<(String, String)> = HashSet::new();
+        let mut earliest: Option<i64> = None;
+        for entry in self.store.outbox_entries()? {
+            if entry.state != EntryState::Pending {
+                continue;
+            }
+            if !heads.insert((entry.sink.clone(), entry.notification.event.draft_id.clone())) {
+                continue;
+            }
+            let paused_until =
+                self.sinks.get(&entry.sink).map_or(0, |slot| slot.paused_until_ms.load(Ordering::Relaxed));
+            let due = entry.next_attempt_ms.max(paused_until);
+            earliest = Some(earliest.map_or(due, |current| current.min(due)));
+        }
         Ok(earliest.map(from_unix_ms))
     }
 }
@@ -150,6 +165,9 @@ async fn drain_sink(
 ) -> Result<DeliveryReport, StoreError> {
     let mut report = DeliveryReport::default();
     let mut waiting_drafts: HashSet<String> = HashSet::new();
+    if slot.paused_until_ms.load(Ordering::Relaxed) > now_ms {
+        return Ok(report);
+    }
 
     for mut entry in entries {
         let draft_id = entry.notification.event.draft_id.clone();
@@ -168,11 +186,13 @@ async fn drain_sink(
         let outcome = slot.sink.deliver(&entry.notification, clock.now()).await;
         drop(permit);
         let attempt_ms = unix_ms(clock.now());
+        crate::status::global().delivery_attempted(&entry.sink, &outcome, clock.now());
 
         match outcome {
             Ok(()) => {
                 tracing::info!(outbox_id = %entry.id(), sink = %entry.sink, draft_id = %draft_id, attempts = entry.attempts, "notification delivered");
                 store.remove_entry(entry.seq)?;
+                slot.paused_until_ms.store(0, Ordering::Relaxed);
                 report.delivered += 1;
             }
             Err(DeliveryError::Permanent { reason }) => {
@@ -201,6 +221,7 @@ async fn drain_sink(
                     "delivery failed; will retry"
                 );
                 store.update_entry(&entry)?;
+                slot.paused_until_ms.store(entry.next_attempt_ms, Ordering::Relaxed);
                 report.retrying += 1;
                 return Ok(report);
             }
@@ -210,6 +231,7 @@ async fn drain_sink(
 }
 
 fn dead_letter(store: &Store, mut entry: OutboxEntry, reason: String) -> Result<(), StoreError> {
+    crate::metrics::dead_lettered(&entry.sink);
     tracing::error!(
         outbox_id = %entry.id(),
         sink = %entry.sink,

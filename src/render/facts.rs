@@ -63,6 +63,9 @@ impl Summary {
                 format!("new order draft {draft_id} in offer {offer_id} in status {status}"),
             ),
         };
+        if event.draft_id == super::TEST_DRAFT_ID {
+            sentence = format!("{}: {sentence}", super::TEST_MARKER);
+        }
         if let Some(reason) = &event.termination_reason {
             sentence.push_str(&format!(" ({})", single_line(reason.as_str())));
         }

@@ -12,6 +12,13 @@
 //! - [`facts`] and [`escape`]: what the human-readable renderings show, and how text is
 //!   escaped and shortened.
 
+/// The draft id of the sample notification that `draftwatch test-sink` sends. No Akua
+/// draft has it: Akua's ids are random.
+pub const TEST_DRAFT_ID: &str = "odft_draftwatch_test";
+
+/// The words that open every human-readable rendering of the `test-sink` sample.
+pub const TEST_MARKER: &str = "test notification from draftwatch";
+
 pub mod escape;
 pub mod facts;
 pub mod slack;

@@ -40,6 +40,13 @@ mod tests {
     }
 
     #[test]
+    fn fallback_marks_test_sample() {
+        let mut n = fixture::status_changed();
+        n.event.draft_id = crate::render::TEST_DRAFT_ID.to_owned();
+        assert!(fallback(&n).starts_with("test notification from draftwatch: order draft odft_draftwatch_test"));
+    }
+
+    #[test]
     fn fallback_stays_one_line() {
         let mut n = fixture::status_changed();
         n.event.draft_id = "odft_1\nforged line".to_owned();

@@ -164,8 +164,10 @@ async fn demo_three_cycles_exits_zero() {
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(output.status.success(), "{}", stderr(&output));
-    assert!(stdout.contains("cycle 3"), "{stdout}");
+    assert!(stdout.contains("── cycle 3 ──"), "{stdout}");
+    assert!(!stdout.contains("── cycle 4 ──"), "{stdout}");
     assert!(stdout.contains("baseline"), "{stdout}");
+    assert!(stdout.contains("notification(s) shown"), "{stdout}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

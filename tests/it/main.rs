@@ -8,4 +8,5 @@ mod detect;
 mod model;
 mod pipeline;
 mod receiver;
+mod sidecar;
 mod support;
