@@ -221,7 +221,9 @@ pub struct Store {
     offers: sled::Tree,
     outbox: sled::Tree,
     /// Summaries of the drafts of each offer loaded so far; always equal to what `drafts`
-    /// holds for that offer.
+    /// contains for that offer. N.B. about 13 MiB per 100,000 drafts by estimate, while a
+    /// warm process with 100,000 drafts peaks near 100 MiB, most of it inside sled and not
+    /// broken down (docs/benchmarks.md).
     index: Mutex<HashMap<String, OfferIndex>>,
     /// Holds the exclusive lock on [`LOCK_FILE`] for as long as the store is open.
     _lock: File,
