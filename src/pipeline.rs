@@ -14,6 +14,7 @@ use futures_util::StreamExt;
 use serde_json::Value;
 
 use crate::akua::client::ListingStep;
+use crate::akua::model::ListedHead;
 use crate::akua::{AkuaClient, ApiError, Draft, DraftStatus, ListedDraft};
 use crate::clock::{Clock, unix_ms, unix_secs};
 use crate::config::{Config, PollMode};
@@ -376,9 +377,9 @@ impl Watcher {
                     let result = self.store.with_offer_index(offer_id, |index| {
                         for draft in drafts {
                             let unchanged = index
-                                .get(draft.id.as_str())
+                                .get(draft.id.as_ref())
                                 .is_some_and(|summary| summary.is_unchanged(&draft.status, &draft.etag, cx));
-                            collector.offer(draft, !unchanged);
+                            collector.offer_with(draft, !unchanged, ListedHead::into_owned);
                         }
                     });
                     if let Err(error) = result {

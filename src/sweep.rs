@@ -10,6 +10,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
+use crate::akua::model::ListedHead;
 use crate::akua::{Draft, DraftStatus, ListedDraft, TerminationReason};
 use crate::event::{Event, EventDetails, EventKind, event_id};
 
@@ -393,6 +394,16 @@ impl Listed for ListedDraft {
     }
 }
 
+impl Listed for ListedHead<'_> {
+    fn id(&self) -> &str {
+        &self.id
+    }
+
+    fn updated_at(&self) -> Option<i64> {
+        self.updated_at
+    }
+}
+
 impl<T> Default for ListingCollector<T> {
     fn default() -> Self {
         ListingCollector { seen: HashMap::new(), pending: Vec::new(), positions: HashMap::new() }
@@ -402,6 +413,12 @@ impl<T> Default for ListingCollector<T> {
 impl<T: Listed> ListingCollector<T> {
     /// Takes one listed draft. `needs_diff` is true when it differs from its summary.
     pub fn offer(&mut self, draft: T, needs_diff: bool) {
+        self.offer_with(draft, needs_diff, |draft| draft);
+    }
+
+    /// Takes one listed draft in another form, converting it with `keep` only when it is
+    /// kept for a diff, so unchanged drafts are never copied.
+    pub fn offer_with<L: Listed>(&mut self, draft: L, needs_diff: bool, keep: impl FnOnce(L) -> T) {
         let updated_at = draft.updated_at();
         let id_hash = fnv1a_64(draft.id());
         if let Some(counted) = self.seen.get(&id_hash)
@@ -412,11 +429,11 @@ impl<T: Listed> ListingCollector<T> {
         self.seen.insert(id_hash, updated_at);
 
         match (self.positions.get(draft.id()).copied(), needs_diff) {
-            (Some(position), true) => self.pending[position] = Some(draft),
+            (Some(position), true) => self.pending[position] = Some(keep(draft)),
             (Some(position), false) => self.pending[position] = None,
             (None, true) => {
                 self.positions.insert(draft.id().into(), self.pending.len());
-                self.pending.push(Some(draft));
+                self.pending.push(Some(keep(draft)));
             }
             (None, false) => {}
         }

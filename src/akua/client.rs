@@ -13,7 +13,7 @@ use serde_json::Value;
 use serde_json::value::RawValue;
 
 use super::error::{ApiError, RequestContext, error_message};
-use super::model::{Draft, DraftParseError, DraftStatus, ListedDraft, Offer, Page};
+use super::model::{Draft, DraftParseError, DraftStatus, ListedHead, Offer, Page};
 use crate::config::AkuaConfig;
 use crate::secret::Secret;
 
@@ -60,10 +60,10 @@ pub struct DraftListing {
 
 /// One step of a listing, as [`AkuaClient::walk_drafts`] passes it to its callback.
 #[derive(Debug)]
-pub enum ListingStep {
+pub enum ListingStep<'a> {
     /// One page, in listing order. `skipped` contains the items that are not readable drafts,
     /// with their position in the listing.
-    Page { drafts: Vec<ListedDraft>, skipped: Vec<(usize, DraftParseError)> },
+    Page { drafts: Vec<ListedHead<'a>>, skipped: Vec<(usize, DraftParseError)> },
     /// A cursor was rejected and the listing starts again from the first page: forget
     /// every page handed over so far.
     Restarted,
@@ -158,15 +158,20 @@ impl AkuaClient {
         self.get_json(&context, "/order_drafts", &self.drafts_query(offer, status, cursor)).await
     }
 
-    /// Reads one page of an offer's drafts, keeping each item as JSON text.
-    async fn list_drafts_page_raw(
+    /// Reads one page of an offer's drafts as the body of the answer, for a caller that
+    /// parses it without copying each item.
+    async fn list_drafts_page_body(
         &self,
         offer: &str,
         status: Option<&DraftStatus>,
         cursor: Option<&str>,
-    ) -> Result<Page<Box<RawValue>>, ApiError> {
+    ) -> Result<impl AsRef<[u8]> + use<>, ApiError> {
         let context = RequestContext { endpoint: "GET /order_drafts", offer: Some(offer.to_owned()) };
-        self.get_json(&context, "/order_drafts", &self.drafts_query(offer, status, cursor)).await
+        let result = self.send_get_body(&context, "/order_drafts", &self.drafts_query(offer, status, cursor)).await;
+        if let Err(error) = &result {
+            crate::metrics::api_error(error);
+        }
+        result
     }
 
     fn drafts_query(
@@ -198,7 +203,7 @@ impl AkuaClient {
                     for draft in drafts {
                         // N.B. `into_draft` fails for no item `walk_drafts` passes on, so the
                         // position recorded here is never used in practice.
-                        match draft.into_draft() {
+                        match draft.into_owned().into_draft() {
                             Ok(draft) => listing.drafts.push(draft),
                             Err(error) => listing.skipped.push((listing.drafts.len() + listing.skipped.len(), error)),
                         }
@@ -227,7 +232,7 @@ impl AkuaClient {
         &self,
         offer: &str,
         status: Option<&DraftStatus>,
-        mut on_step: impl FnMut(ListingStep),
+        mut on_step: impl FnMut(ListingStep<'_>),
     ) -> Result<WalkStats, ApiError> {
         let context = RequestContext { endpoint: "GET /order_drafts", offer: Some(offer.to_owned()) };
         let mut stats = WalkStats::default();
@@ -238,8 +243,8 @@ impl AkuaClient {
             let mut position = 0;
 
             for _ in 0..self.max_pages {
-                let page = match self.list_drafts_page_raw(offer, status, cursor.as_deref()).await {
-                    Ok(page) => page,
+                let body = match self.list_drafts_page_body(offer, status, cursor.as_deref()).await {
+                    Ok(body) => body,
                     Err(ApiError::Status { status: 400, .. }) if cursor.is_some() && stats.restarts == 0 => {
                         tracing::warn!(
                             offer_id = offer,
@@ -253,11 +258,13 @@ impl AkuaClient {
                     Err(error) => return Err(error),
                 };
                 stats.pages += 1;
+                let page: Page<&RawValue> =
+                    parse_body(&context, body.as_ref()).inspect_err(crate::metrics::api_error)?;
 
                 let mut drafts = Vec::with_capacity(page.data.len());
                 let mut skipped = Vec::new();
                 for raw in page.data {
-                    match ListedDraft::from_raw(raw) {
+                    match ListedHead::parse(raw) {
                         Ok(draft) => drafts.push(draft),
                         Err(error) => skipped.push((position, error)),
                     }
@@ -314,6 +321,17 @@ impl AkuaClient {
         path: &str,
         query: &[(&str, String)],
     ) -> Result<T, ApiError> {
+        let body = self.send_get_body(context, path, query).await?;
+        parse_body(context, body.as_ref())
+    }
+
+    /// Sends one GET and returns the body of a 2xx answer.
+    async fn send_get_body(
+        &self,
+        context: &RequestContext,
+        path: &str,
+        query: &[(&str, String)],
+    ) -> Result<impl AsRef<[u8]> + use<>, ApiError> {
         let mut request = self
             .http
             .get(format!("{}{path}", self.base_url))
@@ -332,8 +350,7 @@ impl AkuaClient {
         let body = response.bytes().await.map_err(transport)?;
 
         if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map_err(|error| ApiError::InvalidResponse { context: context.clone(), detail: error.to_string() });
+            return Ok(body);
         }
 
         let message = error_message(&body);
@@ -343,6 +360,12 @@ impl AkuaClient {
         }
         Err(ApiError::Status { status, context: context.clone(), message })
     }
+}
+
+/// Parses the body of a 2xx answer.
+fn parse_body<'a, T: serde::Deserialize<'a>>(context: &RequestContext, body: &'a [u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(body)
+        .map_err(|error| ApiError::InvalidResponse { context: context.clone(), detail: error.to_string() })
 }
 
 /// Returns the cursor of the next page, or `None` when the listing is complete.

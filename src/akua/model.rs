@@ -207,53 +207,105 @@ pub struct ListedDraft {
     raw: Box<RawValue>,
 }
 
-/// The fields [`ListedDraft`] reads; strings are borrowed from the page where possible.
+/// The fields [`ListedHead`] reads, borrowed from the page.
 #[derive(Deserialize)]
-struct DraftHead<'a> {
+struct DraftFields<'a> {
     #[serde(borrow, default)]
     id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     offer_id: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     status: Option<Cow<'a, str>>,
-    #[serde(default)]
-    etag: Option<Value>,
-    #[serde(default)]
-    updated_at: Option<Value>,
+    #[serde(borrow, default)]
+    etag: Option<&'a RawValue>,
+    #[serde(borrow, default)]
+    updated_at: Option<&'a RawValue>,
 }
 
-impl ListedDraft {
+/// A listed draft's head, borrowed from its page: what a sweep reads of every listed
+/// draft. [`ListedHead::into_owned`] copies the item out for the drafts that changed.
+#[derive(Clone, Debug)]
+pub struct ListedHead<'a> {
+    /// Never empty.
+    pub id: Cow<'a, str>,
+    pub status: DraftStatus,
+    /// As in [`Draft::etag`].
+    pub etag: Cow<'a, str>,
+    /// As in [`Draft::updated_at`].
+    pub updated_at: Option<i64>,
+    raw: &'a RawValue,
+}
+
+impl<'a> ListedHead<'a> {
     /// Reads the head of one listed item, applying the same rules as [`Draft::from_value`].
-    pub fn from_raw(raw: Box<RawValue>) -> Result<ListedDraft, DraftParseError> {
+    pub fn parse(raw: &'a RawValue) -> Result<ListedHead<'a>, DraftParseError> {
         // serde also reads a struct from an array, so the object check comes first.
         if !raw.get().trim_start().starts_with('{') {
             return Err(DraftParseError::NotAnObject);
         }
-        let head: DraftHead<'_> = match serde_json::from_str(raw.get()) {
-            Ok(head) => head,
+        let fields: DraftFields<'a> = match serde_json::from_str(raw.get()) {
+            Ok(fields) => fields,
             // N.B. an item whose fields have unexpected types is read whole, which yields
             // the same outcome and error as the full reading would.
             Err(_) => {
-                return Draft::from_value(serde_json::from_str(raw.get()).map_err(|_| DraftParseError::NotAnObject)?)
-                    .map(ListedDraft::from_draft);
+                let value = serde_json::from_str(raw.get()).map_err(|_| DraftParseError::NotAnObject)?;
+                let draft = Draft::from_value(value)?;
+                return Ok(ListedHead {
+                    id: Cow::Owned(draft.id),
+                    status: draft.status,
+                    etag: Cow::Owned(draft.etag),
+                    updated_at: draft.updated_at,
+                    raw,
+                });
             }
         };
 
-        let required = |value: Option<Cow<'_, str>>, field: &'static str| match value {
-            Some(text) if !text.is_empty() => Ok(text.into_owned()),
+        let required = |value: Option<Cow<'a, str>>, field: &'static str| match value {
+            Some(text) if !text.is_empty() => Ok(text),
             _ => Err(DraftParseError::MissingField { field }),
         };
-        let id = required(head.id, "id")?;
-        required(head.offer_id, "offer_id")?;
-        let status = DraftStatus::parse(&required(head.status, "status")?);
-        let etag = match head.etag {
-            Some(Value::String(text)) => text,
-            Some(Value::Number(number)) => number.to_string(),
-            _ => String::new(),
-        };
-        let updated_at = head.updated_at.as_ref().and_then(Value::as_i64).map(normalize_unix_seconds);
+        let id = required(fields.id, "id")?;
+        required(fields.offer_id, "offer_id")?;
+        let status = DraftStatus::parse(&required(fields.status, "status")?);
+        let etag = fields.etag.map_or(Cow::Borrowed(""), etag_text);
+        let updated_at =
+            fields.updated_at.and_then(|raw| serde_json::from_str::<i64>(raw.get()).ok()).map(normalize_unix_seconds);
 
-        Ok(ListedDraft { id, status, etag, updated_at, raw })
+        Ok(ListedHead { id, status, etag, updated_at, raw })
+    }
+
+    /// Copies the item out of its page.
+    pub fn into_owned(self) -> ListedDraft {
+        ListedDraft {
+            id: self.id.into_owned(),
+            status: self.status,
+            etag: self.etag.into_owned(),
+            updated_at: self.updated_at,
+            raw: self.raw.to_owned(),
+        }
+    }
+}
+
+/// Reads an `etag` the way [`Draft::from_value`] does: a string as is, a number as its
+/// decimal text, anything else as the empty string.
+fn etag_text(raw: &RawValue) -> Cow<'_, str> {
+    let text = raw.get();
+    if text.starts_with('"') {
+        if let Ok(borrowed) = serde_json::from_str::<&str>(text) {
+            return Cow::Borrowed(borrowed);
+        }
+        return serde_json::from_str::<String>(text).map_or(Cow::Borrowed(""), Cow::Owned);
+    }
+    match serde_json::from_str::<serde_json::Number>(text) {
+        Ok(number) => Cow::Owned(number.to_string()),
+        Err(_) => Cow::Borrowed(""),
+    }
+}
+
+impl ListedDraft {
+    /// Reads the head of one listed item and keeps the item.
+    pub fn from_raw(raw: Box<RawValue>) -> Result<ListedDraft, DraftParseError> {
+        ListedHead::parse(&raw).map(ListedHead::into_owned)
     }
 
     /// Wraps a draft that was read whole, such as one read by id.
@@ -344,6 +396,8 @@ mod tests {
             json!({"id": "odft_1", "offer_id": "o", "status": "payment", "etag": "7", "updated_at": 1_764_000_000_123_i64, "x": [1]}),
             json!({"id": "odft_1", "offer_id": "o", "status": "payment", "etag": 12, "updated_at": "soon"}),
             json!({"id": "odft_1", "offer_id": "o", "status": "rolling_back"}),
+            json!({"id": "odft_\"q", "offer_id": "o", "status": "done", "etag": "a\nb", "updated_at": 1.5}),
+            json!({"id": "odft_1", "offer_id": "o", "status": "done", "etag": null, "updated_at": 12}),
         ];
         for value in cases {
             let raw = serde_json::value::to_raw_value(&value).unwrap();
