@@ -269,7 +269,10 @@ impl Watcher {
                 "offer baselined"
             );
         }
-        if sweep.full {
+        // The time of the last full listing matters only in active mode, so a full-mode
+        // sweep that changed nothing writes nothing.
+        let record_full = self.config.poll.mode == PollMode::Active || offer_state.is_none();
+        if sweep.full && record_full {
             let baselined_at = offer_state.as_ref().map_or(now, |state| state.baselined_at);
             let state = OfferState { baselined_at, last_full_sweep: Some(now) };
             let commit = SweepCommit { offer_id: offer_id.to_owned(), drafts: Vec::new(), offer_state: Some(state) };
