@@ -1,7 +1,7 @@
-//! Measures what a sweep costs: N drafts served by the simulated API on loopback, a sweep
-//! with no change and one with 1% of the drafts changed, for `draftwatch once` and for a
-//! warm sweep inside a long-running process, beside the cost of downloading the same pages
-//! with curl.
+//! Measures what a sweep costs, with N drafts served by the simulated API on loopback.
+//! It measures a sweep with no change and one with 1% of the drafts changed, for
+//! `draftwatch once` and for a warm sweep inside a long-running process. Beside them it
+//! measures downloading the same pages with curl.
 //!
 //! Run it through `scripts/bench-sweep.sh`, which builds it and the binary in release mode.
 //! The simulated API runs in a child process, so its CPU and memory are not counted. CPU
@@ -206,7 +206,7 @@ fn warm_runs(sim: &mut Sim, config: &Path, changes: usize) -> anyhow::Result<(Me
             anyhow::ensure!(output.read_line(&mut line)? > 0, "warm process ended early");
         }
         let fields: Vec<f64> = line[6..].split_whitespace().map(|field| field.parse().unwrap_or(0.0)).collect();
-        anyhow::ensure!(fields.len() == 3, "warm process answered `{line}`");
+        anyhow::ensure!(fields.len() == 3, "unexpected line from the warm process: `{line}`");
         let requests = sim.requests()? - before;
         Ok(Measure { wall: fields[0], cpu: fields[1], max_rss_kib: fields[2] as u64, requests })
     };
@@ -228,8 +228,8 @@ fn warm_runs(sim: &mut Sim, config: &Path, changes: usize) -> anyhow::Result<(Me
     Ok((still, changed))
 }
 
-/// The child process that stands for `draftwatch run`: it sweeps and delivers on request
-/// and prints wall seconds, CPU seconds and peak RSS in KiB for each cycle to stderr.
+/// Runs the child process that stands for `draftwatch run`. It sweeps and delivers on
+/// request and prints wall seconds, CPU seconds and peak RSS in KiB for each cycle to stderr.
 fn warm(config: &Path) -> anyhow::Result<()> {
     let config = draftwatch::config::load(config)?.config;
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
@@ -337,7 +337,7 @@ impl Sim {
     }
 }
 
-/// The child process that serves the simulated API with `drafts` drafts in one offer.
+/// Runs the child process that serves the simulated API with `drafts` drafts in one offer.
 fn serve(drafts: usize) -> anyhow::Result<()> {
     let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build()?;
     let mut world = World::with_seed(7);

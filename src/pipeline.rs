@@ -224,7 +224,7 @@ impl Watcher {
         };
         // N.B. until the listing is complete, the collector keeps the JSON text of every
         // draft that needs a diff, so a baseline's memory grows with the offer (about
-        // 185 MiB at 100,000 drafts, see docs/benchmarks.md).
+        // 180 MiB at 100,000 drafts, see docs/benchmarks.md).
         let mut collector = ListingCollector::default();
         for status in &statuses {
             self.collect_listing(offer_id, status.as_ref(), &cx, &mut collector, sweep).await?;

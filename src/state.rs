@@ -247,8 +247,8 @@ pub struct Store {
     outbox: sled::Tree,
     /// Summaries of the drafts of each offer loaded so far; always equal to what `drafts`
     /// contains for that offer. N.B. about 13 MiB per 100,000 drafts by estimate, while a
-    /// warm process with 100,000 drafts peaks near 100 MiB, most of it inside sled and not
-    /// broken down (docs/benchmarks.md).
+    /// warm process with 100,000 drafts peaks near 70 MiB, most of the rest inside sled and
+    /// not broken down (docs/benchmarks.md).
     index: Mutex<HashMap<String, OfferIndex>>,
     /// Holds the exclusive lock on [`LOCK_FILE`] for as long as the store is open.
     _lock: File,

@@ -188,13 +188,14 @@ impl Draft {
     }
 }
 
-/// A listed draft read only as far as a sweep needs to tell whether it changed.
+/// A listed draft that a sweep keeps for a diff: its head and its JSON text, copied out of
+/// the page by [`ListedHead::into_owned`].
 ///
 /// Reading the whole object into a [`Draft`] costs most of a sweep's CPU, so a listing
-/// reads `id`, `status`, `etag` and `updated_at` first and keeps the object as JSON text.
-/// [`ListedDraft::into_draft`] reads the rest for the few drafts that changed.
-/// N.B. each item is still scanned twice (page, then head), which keeps a warm sweep at
-/// 2.5 to 4.6 times the CPU of downloading the pages with curl (docs/benchmarks.md).
+/// reads only the head of each item ([`ListedHead`]), and [`ListedDraft::into_draft`]
+/// reads the rest for the few drafts that changed. N.B. each item is still scanned twice
+/// (page, then head), which keeps a warm sweep at about 3 times the CPU of downloading the
+/// pages with curl (docs/benchmarks.md).
 #[derive(Clone, Debug)]
 pub struct ListedDraft {
     /// Never empty.

@@ -190,7 +190,8 @@ async fn stale_cursor_restarts_once() {
     cycle(&app).await;
     harness.set_status(&ids[0], DraftStatus::Install);
 
-    // Page 1 is answered late; meanwhile every cursor goes stale, so page 2 is refused.
+    // The response to page 1 is delayed. Meanwhile every cursor goes stale, so the request
+    // for page 2 is rejected.
     harness
         .sim
         .with_world(|world| world.inject(Fault::slow(Endpoint::ListDrafts, Duration::from_millis(600)).on_page(1)));
@@ -289,7 +290,8 @@ sinks = ["sales"]
     assert_eq!(slack.len(), 1, "the fields rule hears the update");
     let text = String::from_utf8(slack[0].body.to_vec()).unwrap();
     assert!(text.contains("Install error"), "{text}");
-    assert!(text.contains("&lt;!here&gt;") && !text.contains("<!here>"), "{text}");
+    assert!(text.contains("&lt;!here&gt;"), "{text}");
+    assert!(!text.contains("<!here>"), "{text}");
 
     harness.sim.with_world(|world| {
         world.set_status(&draft, DraftStatus::Terminated, Some(TerminationReason::InstallFailed)).unwrap();
