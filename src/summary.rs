@@ -5,7 +5,7 @@ use std::fmt::Write;
 use anyhow::Context;
 
 use crate::akua::AkuaClient;
-use crate::config::{Config, SinkConfig};
+use crate::config::{Config, PollMode, SinkConfig};
 use crate::event::EventKind;
 use crate::rules::{Rule, StatusMatcher};
 
@@ -22,13 +22,27 @@ pub fn describe(config: &Config) -> String {
             let _ = writeln!(out, "offers: every offer from GET /offers");
         }
     }
+    let mode = match config.poll.mode {
+        PollMode::Full => "full sweeps".to_owned(),
+        PollMode::Active => {
+            format!("active sweeps, a full one every {}", humantime::format_duration(config.poll.full_every))
+        }
+    };
     let _ = writeln!(
         out,
-        "poll: every {}{}, state in {}",
+        "poll: every {}, {mode}{}, state in {}",
         humantime::format_duration(config.poll.interval),
         if config.poll.notify_existing { ", existing drafts reported" } else { "" },
         std::path::absolute(&config.state.path).unwrap_or_else(|_| config.state.path.clone()).display()
     );
+    if !config.stuck.is_empty() {
+        let thresholds: Vec<String> = config
+            .stuck
+            .iter()
+            .map(|(status, after)| format!("{status} after {}", humantime::format_duration(*after)))
+            .collect();
+        let _ = writeln!(out, "stuck: {}", thresholds.join(", "));
+    }
 
     match &config.server {
         Some(server) => {
@@ -61,16 +75,25 @@ pub fn describe(config: &Config) -> String {
 
 fn describe_rule(index: usize, rule: &Rule) -> String {
     let name = rule.name.clone().unwrap_or_else(|| format!("#{}", index + 1));
-    // N.B. a created event has no previous status, so a rule with a `from` list never
-    // matches it; listing `created` there would mislead.
+    // N.B. created and stuck events have no previous status and removed events no current
+    // one, so a rule with a `from` or `to` list never matches them; listing them there
+    // would mislead.
     let events: Vec<&str> = rule
         .events
         .iter()
-        .filter(|kind| **kind != EventKind::Created || rule.from == StatusMatcher::Any)
+        .filter(|kind| match kind {
+            EventKind::Created | EventKind::Stuck => rule.from == StatusMatcher::Any,
+            EventKind::Removed => rule.to == StatusMatcher::Any,
+            _ => true,
+        })
         .map(|kind| kind.short_name())
         .collect();
+    let fields = match rule.fields.is_empty() {
+        true => String::new(),
+        false => format!(" when {} changed", rule.fields.join(" or ")),
+    };
     format!(
-        "{name}: [{}] {} → {} ⇒ {}",
+        "{name}: [{}] {} → {}{fields} ⇒ {}",
         events.join(", "),
         describe_matcher(&rule.from),
         describe_matcher(&rule.to),

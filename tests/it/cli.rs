@@ -140,11 +140,15 @@ async fn config_errors_exit_two_naming_key() {
 #[tokio::test(flavor = "multi_thread")]
 async fn check_config_prints_summary() {
     let harness = Harness::start().await;
-    let config = harness.write_config("");
+    let extra = "\n[[rules]]\nname = \"urls\"\nfields = [\"delivery.urls\"]\nsinks = [\"ops\"]\n\n[stuck]\nconfigure = \"1h\"\n";
+    let config = harness.write_config(extra);
     let output = draftwatch(&config, &["check-config"]).await;
     assert!(output.status.success(), "{}", stderr(&output));
 
     let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("stuck: configure after 1h"), "{stdout}");
+    assert!(stdout.contains("urls: [updated] * → * when delivery.urls changed ⇒ ops"), "{stdout}");
+    assert!(stdout.contains("full sweeps"), "{stdout}");
     assert!(stdout.contains("sales: slack"), "{stdout}");
     assert!(stdout.contains("ops: webhook"), "{stdout}");
     assert!(!stdout.contains("/services/T000"), "the slack url is a secret: {stdout}");
