@@ -408,6 +408,9 @@ impl Watcher {
     }
 
     /// Reads by id each known draft a listing left out, a few at a time.
+    ///
+    /// N.B. there is no cap: a listing that leaves out most of a large offer (an empty page
+    /// with `has_more: false`, say) costs one read per known draft in that sweep.
     async fn read_missing(
         &self,
         offer_id: &str,
