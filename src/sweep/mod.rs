@@ -4,27 +4,20 @@
 //! and sends nothing, which is what lets the property and unit tests cover it exhaustively.
 //! Deciding whether a listing is complete enough to diff is the caller's job.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::akua::model::ListedHead;
-use crate::akua::{Draft, DraftStatus, ListedDraft, TerminationReason};
+use crate::akua::{Draft, DraftStatus, TerminationReason};
 use crate::event::{Event, EventDetails, EventKind, event_id};
 
-/// The fields whose change makes an `updated` event, in the order events list them.
-pub const TRACKED_FIELDS: &[&str] = &[
-    "payment_completed",
-    "cluster_ready",
-    "server_joined",
-    "order.status",
-    "delivery.status",
-    "delivery.urls",
-    "current_checkout_session",
-    "termination_reason",
-];
+mod fields;
+mod listing;
+
+pub use fields::{TRACKED_FIELDS, changed_fields, new_install_failure};
+pub use listing::{Listed, ListingCollector, deduplicate};
 
 /// What the snapshot remembers of one draft.
 ///
@@ -278,209 +271,6 @@ fn change_event(
         draft: draft.raw.clone(),
         details: EventDetails::default(),
     }
-}
-
-/// Returns the names of the tracked fields that differ between two draft objects, in
-/// [`TRACKED_FIELDS`] order. A missing field and `null` are the same.
-pub fn changed_fields(before: &Value, after: &Value) -> Vec<String> {
-    let pointer = |value: &Value, path: &str| value.pointer(path).cloned().unwrap_or(Value::Null);
-    let plain = [
-        ("payment_completed", "/payment_completed"),
-        ("cluster_ready", "/cluster_ready"),
-        ("server_joined", "/server_joined"),
-        ("order.status", "/order/status"),
-        ("delivery.status", "/delivery/status"),
-        ("current_checkout_session", "/current_checkout_session/id"),
-        ("termination_reason", "/termination_reason"),
-    ];
-
-    TRACKED_FIELDS
-        .iter()
-        .filter(|&&name| match plain.iter().find(|(field, _)| *field == name) {
-            Some((_, path)) => pointer(before, path) != pointer(after, path),
-            None => url_states(before) != url_states(after),
-        })
-        .map(|name| (*name).to_owned())
-        .collect()
-}
-
-/// Returns each delivery URL's `status` and `error`, keyed by `route_key`, else `url`.
-/// Timestamps and other fields of a URL are left out on purpose.
-fn url_states(draft: &Value) -> BTreeMap<String, (Value, Value)> {
-    let urls = draft.pointer("/delivery/urls").and_then(Value::as_array);
-    urls.into_iter()
-        .flatten()
-        .enumerate()
-        .map(|(index, url)| {
-            let key = ["route_key", "url"]
-                .iter()
-                .find_map(|field| url.get(*field).and_then(Value::as_str))
-                .map_or_else(|| format!("#{index}"), str::to_owned);
-            let field = |name: &str| url.get(name).cloned().unwrap_or(Value::Null);
-            (key, (field("status"), field("error")))
-        })
-        .collect()
-}
-
-/// Returns the id of the install operation to read when `draft` shows an install failure
-/// that `previous` did not: it terminated with `install_failed`, or its `delivery.status`
-/// became `failed`.
-pub fn new_install_failure(previous: Option<&SnapshotEntry>, draft: &Draft) -> Option<String> {
-    if !shows_install_failure(draft.termination_reason.as_ref(), &draft.raw) {
-        return None;
-    }
-    let failed_before = previous.is_some_and(|previous| match &previous.draft {
-        Some(before) => shows_install_failure(previous.termination_reason.as_ref(), before),
-        None => previous.termination_reason == Some(TerminationReason::InstallFailed),
-    });
-    if failed_before {
-        return None;
-    }
-    ["/install_operation_id", "/delivery/install_operation_id"]
-        .iter()
-        .find_map(|path| draft.raw.pointer(path).and_then(Value::as_str))
-        .filter(|id| !id.is_empty())
-        .map(str::to_owned)
-}
-
-fn shows_install_failure(reason: Option<&TerminationReason>, raw: &Value) -> bool {
-    reason == Some(&TerminationReason::InstallFailed)
-        || raw.pointer("/delivery/status").and_then(Value::as_str) == Some("failed")
-}
-
-/// Collects one offer's listing page by page, keeping only the drafts that need a diff.
-///
-/// A listing without a consistency promise can return a draft twice when rows move between
-/// pages. As in [`deduplicate`], the copy with the greater `updated_at` counts, and on a tie
-/// the one listed later. Drafts that need no diff are remembered by id only, so a large
-/// unchanged offer costs little memory.
-#[derive(Debug)]
-pub struct ListingCollector<T = ListedDraft> {
-    /// [`fnv1a_64`] of every listed id, with the `updated_at` of the copy that counts.
-    /// Hashes instead of ids keep a 100k-draft listing to about 2 MiB here.
-    /// N.B. two listed ids with the same 64-bit hash would count as one, so the second
-    /// could be skipped for a sweep; at 64 bits that is negligible.
-    seen: HashMap<u64, Option<i64>>,
-    /// Drafts that need a diff, in first-listed order; `None` where a fresher copy needed none.
-    pending: Vec<Option<T>>,
-    /// Maps ids in `pending` to their position.
-    positions: HashMap<Box<str>, usize>,
-}
-
-/// The parts of a listed draft that the collector reads.
-pub trait Listed {
-    fn id(&self) -> &str;
-    /// Unix seconds.
-    fn updated_at(&self) -> Option<i64>;
-}
-
-impl Listed for Draft {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn updated_at(&self) -> Option<i64> {
-        self.updated_at
-    }
-}
-
-impl Listed for ListedDraft {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn updated_at(&self) -> Option<i64> {
-        self.updated_at
-    }
-}
-
-impl Listed for ListedHead<'_> {
-    fn id(&self) -> &str {
-        &self.id
-    }
-
-    fn updated_at(&self) -> Option<i64> {
-        self.updated_at
-    }
-}
-
-impl<T> Default for ListingCollector<T> {
-    fn default() -> Self {
-        ListingCollector { seen: HashMap::new(), pending: Vec::new(), positions: HashMap::new() }
-    }
-}
-
-impl<T: Listed> ListingCollector<T> {
-    /// Takes one listed draft. `needs_diff` is true when it differs from its summary.
-    pub fn offer(&mut self, draft: T, needs_diff: bool) {
-        self.offer_with(draft, needs_diff, |draft| draft);
-    }
-
-    /// Takes one listed draft in another form, converting it with `keep` only when it is
-    /// kept for a diff, so unchanged drafts are never copied.
-    pub fn offer_with<L: Listed>(&mut self, draft: L, needs_diff: bool, keep: impl FnOnce(L) -> T) {
-        let updated_at = draft.updated_at();
-        let id_hash = fnv1a_64(draft.id());
-        if let Some(counted) = self.seen.get(&id_hash)
-            && updated_at.unwrap_or(i64::MIN) < counted.unwrap_or(i64::MIN)
-        {
-            return;
-        }
-        self.seen.insert(id_hash, updated_at);
-
-        match (self.positions.get(draft.id()).copied(), needs_diff) {
-            (Some(position), true) => self.pending[position] = Some(keep(draft)),
-            (Some(position), false) => self.pending[position] = None,
-            (None, true) => {
-                self.positions.insert(draft.id().into(), self.pending.len());
-                self.pending.push(Some(keep(draft)));
-            }
-            (None, false) => {}
-        }
-    }
-
-    /// Returns whether the listing so far contains `draft_id`.
-    pub fn contains(&self, draft_id: &str) -> bool {
-        self.seen.contains_key(&fnv1a_64(draft_id))
-    }
-
-    /// Counts distinct listed drafts.
-    pub fn len(&self) -> usize {
-        self.seen.len()
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.seen.is_empty()
-    }
-
-    /// Returns the drafts that need a diff, each once, in first-listed order.
-    pub fn into_pending(self) -> Vec<T> {
-        self.pending.into_iter().flatten().collect()
-    }
-}
-
-/// Keeps one copy of each draft id, in first-listed order.
-///
-/// A listing without a consistency promise can return a draft twice when rows move
-/// between pages. The copy with the greater `updated_at` wins, and on a tie the one listed
-/// later, which is the fresher read.
-pub fn deduplicate(drafts: Vec<Draft>) -> Vec<Draft> {
-    let mut index: HashMap<String, usize> = HashMap::with_capacity(drafts.len());
-    let mut unique: Vec<Draft> = Vec::with_capacity(drafts.len());
-    for draft in drafts {
-        match index.get(&draft.id) {
-            Some(&position) => {
-                if draft.updated_at.unwrap_or(i64::MIN) >= unique[position].updated_at.unwrap_or(i64::MIN) {
-                    unique[position] = draft;
-                }
-            }
-            None => {
-                index.insert(draft.id.clone(), unique.len());
-                unique.push(draft);
-            }
-        }
-    }
-    unique
 }
 
 #[cfg(test)]
