@@ -19,9 +19,8 @@
 //!   is detection order.
 
 use std::collections::HashMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::File;
 use std::hash::{BuildHasherDefault, Hasher};
-use std::io::{Read, Seek, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -30,8 +29,14 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::akua::{DraftStatus, TerminationReason};
-use crate::sinks::Notification;
 use crate::sweep::{EntrySummary, SnapshotEntry};
+
+mod dir;
+mod outbox;
+
+use dir::{acquire_lock, create_private_dir};
+
+pub use outbox::{EntryState, OutboxEntry};
 
 /// The layout this build reads and writes. Raise it with every incompatible change, and
 /// teach [`Store::open`] to migrate from the older number.
@@ -167,53 +172,6 @@ impl Hasher for Fnv1a {
 
     fn finish(&self) -> u64 {
         self.0
-    }
-}
-
-/// Whether an outbox entry will still be attempted.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum EntryState {
-    Pending,
-    /// Given up: a permanent rejection, `retry_for` ran out, or the sink is gone.
-    Dead,
-}
-
-/// One notification for one sink, from detection until it is delivered or dropped.
-#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
-pub struct OutboxEntry {
-    /// The outbox key; assigned by [`Store::commit_sweep`], ascending in detection order.
-    #[serde(default)]
-    pub seq: u64,
-    pub sink: String,
-    pub notification: Notification,
-    /// Unix milliseconds when the entry was created, or re-armed by `outbox retry`.
-    pub created_ms: i64,
-    pub attempts: u32,
-    pub state: EntryState,
-    /// Unix milliseconds before which the entry is not attempted again.
-    pub next_attempt_ms: i64,
-    pub last_error: Option<String>,
-}
-
-impl OutboxEntry {
-    /// Builds a pending entry that is due at once.
-    pub fn new(sink: String, notification: Notification, now_ms: i64) -> OutboxEntry {
-        OutboxEntry {
-            seq: 0,
-            sink,
-            notification,
-            created_ms: now_ms,
-            attempts: 0,
-            state: EntryState::Pending,
-            next_attempt_ms: now_ms,
-            last_error: None,
-        }
-    }
-
-    /// Returns `<event id>:<sink>`, the id `outbox` commands take.
-    pub fn id(&self) -> String {
-        format!("{}:{}", self.notification.event.id, self.sink)
     }
 }
 
@@ -425,48 +383,6 @@ impl Store {
         }
     }
 
-    /// Returns every outbox entry, pending and dead, in detection order.
-    pub fn outbox_entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        self.outbox
-            .iter()
-            .map(|row| {
-                let (key, value) = row?;
-                let mut entry: OutboxEntry = decode(&key, &value)?;
-                entry.seq = key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(entry.seq);
-                Ok(entry)
-            })
-            .collect()
-    }
-
-    /// Returns the entries an `outbox` command names: `<event id>:<sink>` names one entry,
-    /// a bare event id every entry of that event.
-    pub fn find_entries(&self, id: &str) -> Result<Vec<OutboxEntry>, StoreError> {
-        let entries = self.outbox_entries()?;
-        Ok(entries
-            .into_iter()
-            .filter(|entry| if id.contains(':') { entry.id() == id } else { entry.notification.event.id == id })
-            .collect())
-    }
-
-    /// Counts outbox entries by state: `(pending, dead)`.
-    pub fn outbox_counts(&self) -> Result<(usize, usize), StoreError> {
-        let entries = self.outbox_entries()?;
-        let dead = entries.iter().filter(|entry| entry.state == EntryState::Dead).count();
-        Ok((entries.len() - dead, dead))
-    }
-
-    /// Replaces an outbox entry after an attempt. Not flushed: see [`Store::flush`].
-    pub fn update_entry(&self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        self.outbox.insert(entry.seq.to_be_bytes(), encode(entry))?;
-        Ok(())
-    }
-
-    /// Removes a delivered or dropped entry. Not flushed: see [`Store::flush`].
-    pub fn remove_entry(&self, seq: u64) -> Result<(), StoreError> {
-        self.outbox.remove(seq.to_be_bytes())?;
-        Ok(())
-    }
-
     /// Writes everything to disk. A crash before the flush can resend what was delivered
     /// since the last one, under the same event id, but never loses a notification.
     pub fn flush(&self) -> Result<(), StoreError> {
@@ -499,54 +415,16 @@ fn transaction_error(error: TransactionError<()>) -> StoreError {
     }
 }
 
-/// Creates the directory readable by its owner only. An existing directory is kept as is.
-fn create_private_dir(path: &Path) -> Result<(), StoreError> {
-    let mut builder = fs::DirBuilder::new();
-    builder.recursive(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::DirBuilderExt;
-        builder.mode(0o700);
-    }
-    builder.create(path).map_err(|source| StoreError::CreateDir { path: path.to_owned(), source })
-}
-
-/// Takes the exclusive lock that keeps a second process off this state directory, and
-/// writes this process's id into the lock file for the error message of the next one.
-fn acquire_lock(path: &Path) -> Result<File, StoreError> {
-    let lock_path = path.join(LOCK_FILE);
-    let mut file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(&lock_path)
-        .map_err(|source| StoreError::CreateDir { path: lock_path.clone(), source })?;
-
-    if file.try_lock().is_err() {
-        let mut holder = String::new();
-        let _ = file.read_to_string(&mut holder);
-        let holder = match holder.trim() {
-            "" => String::new(),
-            pid => format!(" (pid {pid})"),
-        };
-        return Err(StoreError::Locked { path: path.to_owned(), holder });
-    }
-
-    let _ = file.set_len(0);
-    let _ = file.rewind();
-    let _ = write!(file, "{}", std::process::id());
-    let _ = file.flush();
-    Ok(file)
-}
-
 #[cfg(test)]
 mod tests {
+    use std::fs;
+
     use serde_json::json;
 
     use super::*;
     use crate::akua::DraftStatus;
     use crate::event::{Event, EventKind};
+    use crate::sinks::Notification;
 
     fn snapshot(status: DraftStatus, etag: &str) -> SnapshotEntry {
         SnapshotEntry {
