@@ -56,10 +56,7 @@ async fn once_payment_to_install_delivered_once() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn once_terminated_carries_reason() {
-    let harness = Harness::start().await;
-    let draft = harness.add_draft(DraftStatus::Configure, "buyer@example.com");
-    let config = harness.write_config("");
-    assert!(draftwatch(&config, &["once"]).await.status.success());
+    let (harness, draft, config) = Harness::baselined(DraftStatus::Configure).await;
 
     harness.sim.with_world(|world| {
         world.set_status(&draft, DraftStatus::Terminated, Some(TerminationReason::QuotaExceeded)).unwrap()
@@ -94,10 +91,7 @@ async fn once_wrong_token_is_clear_error() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn once_redirect_is_not_delivery() {
-    let harness = Harness::start().await;
-    let draft = harness.add_draft(DraftStatus::Payment, "buyer@example.com");
-    let config = harness.write_config("");
-    assert!(draftwatch(&config, &["once"]).await.status.success());
+    let (harness, draft, config) = Harness::baselined(DraftStatus::Payment).await;
 
     let target = harness.hook.url("/moved-here");
     harness.hook.answer_always(crate::receiver::Answer::status(301).with_header("location", &target));
@@ -176,10 +170,7 @@ async fn demo_three_cycles_exits_zero() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn once_honours_short_retry_after() {
-    let harness = Harness::start().await;
-    let draft = harness.add_draft(DraftStatus::Payment, "buyer@example.com");
-    let config = harness.write_config("");
-    assert!(draftwatch(&config, &["once"]).await.status.success());
+    let (harness, draft, config) = Harness::baselined(DraftStatus::Payment).await;
 
     harness.hook.script([crate::receiver::Answer::status(429).with_header("retry-after", "1")]);
     harness.set_status(&draft, DraftStatus::Install);

@@ -53,10 +53,7 @@ async fn no_service_dead_letters_then_retry_all() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn outbox_drop_forgets_entry() {
-    let harness = Harness::start().await;
-    let draft = harness.add_draft(DraftStatus::Payment, "c@example.com");
-    let config = harness.write_config("");
-    assert!(draftwatch(&config, &["once"]).await.status.success());
+    let (harness, draft, config) = Harness::baselined(DraftStatus::Payment).await;
 
     harness.hook.answer_always(Answer::status(400));
     harness.set_status(&draft, DraftStatus::Install);
@@ -108,10 +105,7 @@ async fn sigterm_stops_run_cleanly() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sigkill_mid_request_redelivers_same_id() {
-    let harness = Harness::start().await;
-    let draft = harness.add_draft(DraftStatus::Payment, "c@example.com");
-    let config = harness.write_config("");
-    assert!(draftwatch(&config, &["once"]).await.status.success());
+    let (harness, draft, config) = Harness::baselined(DraftStatus::Payment).await;
 
     harness.hook.script([Answer::status(200).after(Duration::from_secs(60))]);
     harness.set_status(&draft, DraftStatus::Install);
@@ -194,10 +188,7 @@ async fn random_kills_lose_nothing() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn once_leaves_long_retry_after_pending() {
-    let harness = Harness::start().await;
-    let draft = harness.add_draft(DraftStatus::Payment, "c@example.com");
-    let config = harness.write_config("");
-    assert!(draftwatch(&config, &["once"]).await.status.success());
+    let (harness, draft, config) = Harness::baselined(DraftStatus::Payment).await;
 
     harness.hook.answer_always(Answer::status(503).with_header("retry-after", "120"));
     harness.set_status(&draft, DraftStatus::Install);
@@ -215,10 +206,7 @@ async fn once_leaves_long_retry_after_pending() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn removed_sink_dead_letters_pending() {
-    let harness = Harness::start().await;
-    let draft = harness.add_draft(DraftStatus::Payment, "c@example.com");
-    let config = harness.write_config("");
-    assert!(draftwatch(&config, &["once"]).await.status.success());
+    let (harness, draft, config) = Harness::baselined(DraftStatus::Payment).await;
 
     harness.hook.answer_always(Answer::status(503).with_header("retry-after", "120"));
     harness.set_status(&draft, DraftStatus::Install);

@@ -94,6 +94,17 @@ sinks = ["ops"]
         )
     }
 
+    /// Starts a harness with one draft in `status`, writes the shared configuration and
+    /// records the baseline with the real binary. Returns the draft id and config path.
+    pub async fn baselined(status: DraftStatus) -> (Harness, String, PathBuf) {
+        let harness = Harness::start().await;
+        let draft = harness.add_draft(status, "buyer@example.com");
+        let config = harness.write_config("");
+        let baseline = draftwatch(&config, &["once"]).await;
+        assert!(baseline.status.success(), "baseline failed: {}", stderr(&baseline));
+        (harness, draft, config)
+    }
+
     /// Writes the configuration file and returns its path.
     pub fn write_config(&self, extra: &str) -> PathBuf {
         let path = self.dir.path().join("draftwatch.toml");
