@@ -39,7 +39,7 @@ const READ_CONCURRENCY: usize = 4;
 /// Offer statuses whose drafts can no longer be created.
 const CLOSED_OFFER_STATUSES: &[&str] = &["archived", "expired", "redeemed"];
 
-/// Why one offer could not be swept.
+/// An error that stopped one offer's sweep.
 #[derive(Debug, thiserror::Error)]
 pub enum OfferError {
     #[error(transparent)]
@@ -87,7 +87,7 @@ impl SweepReport {
     }
 }
 
-/// What one offer's sweep found.
+/// Counts from one offer's sweep.
 #[derive(Debug, Default)]
 struct OfferSweep {
     pages: usize,
@@ -490,11 +490,11 @@ impl Watcher {
 #[derive(Debug)]
 enum Pending {
     Listed(ListedDraft),
-    /// The id of a draft whose read by id answered 404.
+    /// The id of a draft whose read by id returned 404.
     Removed(String),
 }
 
-/// What reading a draft missing from a listing found.
+/// The result of reading a draft that was missing from a listing.
 #[derive(Debug)]
 enum Missing {
     /// 200: the listing glitched; the draft is diffed as read.

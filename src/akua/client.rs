@@ -17,7 +17,7 @@ use super::model::{Draft, DraftParseError, DraftStatus, ListedHead, Offer, Page}
 use crate::config::AkuaConfig;
 use crate::secret::Secret;
 
-/// The most pages one listing may take before it is cut off as a runaway.
+/// The maximum number of pages one listing may take before it is cut off as a runaway.
 ///
 /// At 100 drafts a page this is a million drafts for one offer, far beyond any real offer,
 /// so reaching it means the API is looping.
@@ -32,7 +32,7 @@ pub struct AkuaClient {
     http: reqwest::Client,
     /// Without a trailing slash.
     base_url: String,
-    /// `host:port` of `base_url`, named in transport errors; never holds credentials.
+    /// `host:port` of `base_url`, named in transport errors; never contains credentials.
     host: String,
     /// The full `Bearer …` header value, marked sensitive so reqwest never logs it.
     authorization: Secret<HeaderValue>,
@@ -158,7 +158,7 @@ impl AkuaClient {
         self.get_json(&context, "/order_drafts", &self.drafts_query(offer, status, cursor)).await
     }
 
-    /// Reads one page of an offer's drafts as the body of the answer, for a caller that
+    /// Reads one page of an offer's drafts as the response body, for a caller that
     /// parses it without copying each item.
     async fn list_drafts_page_body(
         &self,
@@ -301,7 +301,7 @@ impl AkuaClient {
         self.get_json(&context, &path, &[]).await
     }
 
-    /// Sends one GET and parses the JSON answer; every failure is counted in the metrics.
+    /// Sends one GET and parses the JSON response; every failure is counted in the metrics.
     async fn get_json<T: DeserializeOwned>(
         &self,
         context: &RequestContext,
@@ -325,7 +325,7 @@ impl AkuaClient {
         parse_body(context, body.as_ref())
     }
 
-    /// Sends one GET and returns the body of a 2xx answer.
+    /// Sends one GET and returns the body of a 2xx response.
     async fn send_get_body(
         &self,
         context: &RequestContext,

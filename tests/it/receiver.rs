@@ -1,4 +1,4 @@
-//! A webhook receiver on 127.0.0.1 that records every request and answers from a script.
+//! A webhook receiver on 127.0.0.1 that records every request and responds from a script.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
