@@ -233,6 +233,7 @@ impl World {
         if let Some(fault) = self.faults.take(&target) {
             let Some(status) = fault.status else {
                 let mut outgoing = self.respond(endpoint, id, &query);
+                outgoing.headers = fault.headers;
                 outgoing.delay = fault.delay;
                 return (outgoing, true);
             };
