@@ -307,7 +307,7 @@ impl Sim {
         Ok(line.trim().to_owned())
     }
 
-    /// Returns how many requests the simulated API has answered so far.
+    /// Returns how many requests the simulated API has served so far.
     fn requests(&mut self) -> anyhow::Result<u64> {
         Ok(self.command("requests")?.parse()?)
     }
@@ -323,7 +323,7 @@ impl Sim {
         Ok(self.command("pages")?.split_whitespace().map(str::to_owned).collect())
     }
 
-    /// Runs `run` and adds the requests the simulated API answered meanwhile.
+    /// Runs `run` and adds the requests the simulated API served meanwhile.
     fn measured(&mut self, run: impl FnOnce() -> anyhow::Result<Measure>) -> anyhow::Result<Measure> {
         let before = self.requests()?;
         let mut measure = run()?;

@@ -1,7 +1,7 @@
 //! The command line: argument definitions, command dispatch and exit codes.
 //!
 //! Exit codes are deliberate: 0 success, 1 a runtime failure, 2 an invalid configuration
-//! or usage. Every non-zero exit ends with one log line at error level that says what
+//! or usage. Every non-zero exit ends with one log line at error level that states what
 //! failed and what to do. Logging is set up by `main`, before anything here runs.
 
 use std::path::PathBuf;

@@ -18,7 +18,7 @@ impl Clock for SystemClock {
     }
 }
 
-/// A clock that moves only when told to, for tests.
+/// A clock that moves only when a test advances it.
 #[derive(Debug)]
 pub struct ManualClock {
     now: Mutex<SystemTime>,

@@ -184,7 +184,7 @@ impl Watcher {
         Ok(watched)
     }
 
-    /// Returns whether the snapshot holds a non-terminal draft of `offer_id`. A store error
+    /// Returns whether the snapshot contains a non-terminal draft of `offer_id`. A store error
     /// counts as yes, so the offer stays watched.
     fn has_open_drafts(&self, offer_id: &str) -> bool {
         self.store
@@ -250,7 +250,7 @@ impl Watcher {
         }
 
         // Drafts are diffed, routed and committed a batch at a time, so a large baseline
-        // never holds every parsed draft and its outbox entries in memory at once.
+        // never keeps every parsed draft and its outbox entries in memory at once.
         let mut work: Vec<Pending> = collector.into_pending().into_iter().map(Pending::Listed).collect();
         work.extend(removed.into_iter().map(Pending::Removed));
         let mut work = work.into_iter().peekable();

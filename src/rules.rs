@@ -7,7 +7,7 @@
 use crate::akua::DraftStatus;
 use crate::event::{Event, EventKind};
 
-/// Which statuses one side of a rule (`from` or `to`) accepts.
+/// The statuses one side of a rule (`from` or `to`) accepts.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum StatusMatcher {
     /// `"*"`: every status, and also the `null` side of a created event.

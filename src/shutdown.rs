@@ -17,7 +17,7 @@ impl Shutdown {
         Shutdown::default()
     }
 
-    /// Asks everything that holds a clone to stop.
+    /// Requests that every holder of a clone stops.
     pub fn trigger(&self) {
         self.token.cancel();
     }

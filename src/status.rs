@@ -1,4 +1,4 @@
-//! What the running process has observed, for `/readyz`, `/status` and the failure log.
+//! The record of what the running process observed, for `/readyz`, `/status` and the failure log.
 //!
 //! The sweep and the delivery worker report here with one call per fact, such as an offer
 //! swept or failed, or a delivery attempt. This module keeps the latest of each behind a

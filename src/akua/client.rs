@@ -362,7 +362,7 @@ impl AkuaClient {
     }
 }
 
-/// Parses the body of a 2xx answer.
+/// Parses the body of a 2xx response.
 fn parse_body<'a, T: serde::Deserialize<'a>>(context: &RequestContext, body: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(body)
         .map_err(|error| ApiError::InvalidResponse { context: context.clone(), detail: error.to_string() })

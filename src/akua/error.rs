@@ -27,7 +27,7 @@ pub enum ApiError {
     #[error("akua rejected the token with HTTP {status} on {context}: {message}; check akua.token and akua.context")]
     Unauthorized { status: u16, context: RequestContext, message: String },
 
-    /// Any other non-2xx answer, with the message read from Akua's error envelope.
+    /// Any other non-2xx response, with the message read from Akua's error envelope.
     #[error("akua answered HTTP {status} on {context}: {message}")]
     Status { status: u16, context: RequestContext, message: String },
 
@@ -35,7 +35,7 @@ pub enum ApiError {
     #[error("request to akua failed on {context}: {detail}")]
     Transport { context: RequestContext, detail: String },
 
-    /// A 2xx answer whose body is not the documented shape.
+    /// A 2xx response whose body is not the documented shape.
     #[error("akua sent an invalid response on {context}: {detail}")]
     InvalidResponse { context: RequestContext, detail: String },
 
@@ -45,7 +45,7 @@ pub enum ApiError {
 }
 
 impl ApiError {
-    /// Returns the HTTP status the API answered with, if it answered.
+    /// Returns the HTTP status of the API's response, if there was one.
     pub fn status(&self) -> Option<u16> {
         match self {
             ApiError::Unauthorized { status, .. } | ApiError::Status { status, .. } => Some(*status),

@@ -106,7 +106,7 @@ impl DraftStatus {
 }
 
 open_enum! {
-    /// Why a draft ended, set when its status is `terminated`.
+    /// The reason a draft ended, set when its status is `terminated`.
     pub enum TerminationReason {
         Timeout => "timeout",
         Revoked => "revoked",
@@ -146,7 +146,7 @@ pub struct Draft {
     pub raw: Value,
 }
 
-/// Why a listed object could not be read as a draft.
+/// An error reading a listed object as a draft.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DraftParseError {
     #[error("listed item is not a JSON object")]

@@ -64,7 +64,7 @@ fn interpolate_value(
     Ok(())
 }
 
-/// Why a string could not be interpolated. Never contains the string itself, which may be a
+/// An error interpolating a string. Never contains the string itself, which may be a
 /// secret.
 #[derive(Debug, PartialEq, Eq)]
 enum SubstituteError {

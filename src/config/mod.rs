@@ -83,7 +83,7 @@ pub struct PollConfig {
     pub full_every: Duration,
 }
 
-/// What one sweep lists.
+/// The set of drafts one sweep lists.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub enum PollMode {
     /// Every draft of every offer, each cycle.
@@ -124,7 +124,7 @@ impl Default for StateConfig {
 /// `[server]`: the HTTP endpoint for probes, status and metrics.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ServerConfig {
-    /// Port 0 asks the system for a free port; the bound address is logged at start.
+    /// Port 0 takes a free port from the system; the bound address is logged at start.
     pub listen: SocketAddr,
 }
 
@@ -133,7 +133,7 @@ pub struct ServerConfig {
 pub struct DeliveryConfig {
     /// Keep retrying a notification this long after it was created. Default 24 hours.
     pub retry_for: Duration,
-    /// Longest wait between two attempts. Default 10 minutes.
+    /// Maximum wait between two attempts. Default 10 minutes.
     pub max_backoff: Duration,
 }
 

@@ -131,7 +131,7 @@ impl Deliverer {
     /// Returns when the next attempt can be made, if any entry is pending.
     ///
     /// Only the oldest pending entry of each (sink, draft) pair can go next, and not
-    /// before its sink's pause ends; entries behind it are not counted as due.
+    /// before its sink's pause ends. Entries behind it are not counted as due.
     pub fn next_due(&self) -> Result<Option<SystemTime>, StoreError> {
         let mut heads: HashSet<(String, String)> = HashSet::new();
         let mut earliest: Option<i64> = None;

@@ -1,7 +1,7 @@
 //! A token bucket that paces requests to one receiver.
 //!
 //! Slack accepts about one message per second per incoming webhook and tolerates short
-//! bursts. The bucket holds `burst` tokens, refills one per `period`, and tells the caller
+//! bursts. The bucket contains up to `burst` tokens, refills one per `period`, and returns to the caller
 //! how long to wait for the next token. Time is passed in, so the logic is tested without
 //! sleeping.
 

@@ -29,7 +29,7 @@ use crate::secret::Secret;
 pub use http::{CONNECT_TIMEOUT, USER_AGENT, http_client, parse_retry_after};
 pub use slack::SLACK_TIMEOUT;
 
-/// What the outbox hands a sink: the event and the rule credited for this sink.
+/// The unit the outbox hands a sink: the event and the rule credited for this sink.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Notification {
     pub event: Event,
@@ -37,7 +37,7 @@ pub struct Notification {
     pub rule: Option<String>,
 }
 
-/// Why an attempt did not deliver.
+/// The reason an attempt did not deliver.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum DeliveryError {
     /// Worth another attempt: connection errors, timeouts, 408, 425, 429 and 5xx.

@@ -47,8 +47,8 @@ pub const FORMAT_VERSION: u32 = 1;
 const WRITE_CHUNK: usize = 500;
 
 /// sled's page cache limit in bytes. sled's own default is 1 GiB, far more than a
-/// sidecar should take. A sweep reads entries only of drafts that changed (unchanged ones
-/// are told apart by the in-memory summaries), so a small cache costs little.
+/// sidecar should take. A sweep reads entries only of drafts that changed (the in-memory
+/// summaries identify unchanged ones), so a small cache costs little.
 const CACHE_CAPACITY: u64 = 8 * 1024 * 1024;
 
 /// Name of the lock file inside the state directory.

@@ -1,5 +1,5 @@
-//! Which tracked fields changed between two reads of a draft, and whether an install
-//! failure is new. Pure, like the rest of the diff.
+//! The comparison of tracked fields between two reads of a draft, and the check whether
+//! an install failure is new. Pure, like the rest of the diff.
 
 use std::collections::BTreeMap;
 

@@ -19,7 +19,7 @@ mod listing;
 pub use fields::{TRACKED_FIELDS, changed_fields, new_install_failure};
 pub use listing::{Listed, ListingCollector, deduplicate};
 
-/// What the snapshot remembers of one draft.
+/// The snapshot's record of one draft.
 ///
 /// Fields added after the first release have serde defaults, so entries written by older
 /// builds still read.
@@ -105,7 +105,7 @@ pub struct DiffContext<'a> {
     pub stuck: &'a BTreeMap<DraftStatus, Duration>,
 }
 
-/// What the diff decided for one listed draft.
+/// The diff's result for one listed draft.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct DraftDiff {
     /// The new snapshot entry, or `None` when nothing needs to be written.

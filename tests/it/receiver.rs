@@ -28,13 +28,13 @@ impl Received {
     }
 }
 
-/// A scripted answer: status, extra headers and body.
+/// A scripted response: status, extra headers and body.
 #[derive(Clone, Debug)]
 pub struct Answer {
     pub status: u16,
     pub headers: Vec<(String, String)>,
     pub body: String,
-    /// How long the receiver holds the request before answering.
+    /// How long the receiver waits before responding.
     pub delay: std::time::Duration,
 }
 
@@ -62,7 +62,7 @@ impl Answer {
 #[derive(Default)]
 struct Inner {
     received: Vec<Received>,
-    /// Answers used in order; when empty, `fallback` answers.
+    /// Responses used in order. Once they run out, `fallback` responds.
     script: VecDeque<Answer>,
     fallback: Option<Answer>,
 }
@@ -75,7 +75,7 @@ pub struct Receiver {
 }
 
 impl Receiver {
-    /// Starts a receiver that answers 200 `ok` unless told otherwise.
+    /// Starts a receiver that responds 200 `ok` unless scripted otherwise.
     pub async fn start() -> Receiver {
         let inner = Arc::new(Mutex::new(Inner::default()));
         let app = axum::Router::new().fallback(record).with_state(Arc::clone(&inner));
@@ -89,7 +89,7 @@ impl Receiver {
         format!("http://{}{path}", self.addr)
     }
 
-    /// Queues answers for the next requests, in order.
+    /// Queues responses for the next requests, in order.
     pub fn script(&self, answers: impl IntoIterator<Item = Answer>) {
         self.inner.lock().unwrap().script.extend(answers);
     }

@@ -48,8 +48,8 @@ impl Harness {
         self.dir.path().join("state")
     }
 
-    /// The configuration the tests share: Slack hears every transition into `install`
-    /// or `terminated`, the signed webhook hears every event. `extra` is appended.
+    /// Returns the configuration the tests share: Slack hears every transition into
+    /// `install` or `terminated`, and the signed webhook hears every event. `extra` is appended.
     pub fn config_text(&self, extra: &str) -> String {
         format!(
             r#"
