@@ -240,6 +240,25 @@ pub struct ListedHead<'a> {
 impl<'a> ListedHead<'a> {
     /// Reads the head of one listed item, applying the same rules as [`Draft::from_value`].
     pub fn parse(raw: &'a RawValue) -> Result<ListedHead<'a>, DraftParseError> {
+        if let Some(spans) = super::scan::head_spans(raw.get())
+            && let (Some(id), Some(offer_id), Some(status)) = (spans.id, spans.offer_id, spans.status)
+            && !id.is_empty()
+            && !offer_id.is_empty()
+            && !status.is_empty()
+        {
+            return Ok(ListedHead {
+                id: Cow::Borrowed(id),
+                status: DraftStatus::parse(status),
+                etag: spans.etag.map_or(Cow::Borrowed(""), etag_text),
+                updated_at: spans.updated_at.and_then(|text| text.parse().ok()).map(normalize_unix_seconds),
+                raw,
+            });
+        }
+        Self::parse_with_serde(raw)
+    }
+
+    /// Reads the head with serde_json, for the items [`super::scan`] leaves to it.
+    fn parse_with_serde(raw: &'a RawValue) -> Result<ListedHead<'a>, DraftParseError> {
         // serde also reads a struct from an array, so the object check comes first.
         if !raw.get().trim_start().starts_with('{') {
             return Err(DraftParseError::NotAnObject);
@@ -268,7 +287,7 @@ impl<'a> ListedHead<'a> {
         let id = required(fields.id, "id")?;
         required(fields.offer_id, "offer_id")?;
         let status = DraftStatus::parse(&required(fields.status, "status")?);
-        let etag = fields.etag.map_or(Cow::Borrowed(""), etag_text);
+        let etag = fields.etag.map_or(Cow::Borrowed(""), |raw| etag_text(raw.get()));
         let updated_at =
             fields.updated_at.and_then(|raw| serde_json::from_str::<i64>(raw.get()).ok()).map(normalize_unix_seconds);
 
@@ -289,8 +308,12 @@ impl<'a> ListedHead<'a> {
 
 /// Reads an `etag` the way [`Draft::from_value`] does: a string as is, a number as its
 /// decimal text, anything else as the empty string.
-fn etag_text(raw: &RawValue) -> Cow<'_, str> {
-    let text = raw.get();
+fn etag_text(text: &str) -> Cow<'_, str> {
+    if let Some(inner) = text.strip_prefix('"').and_then(|rest| rest.strip_suffix('"'))
+        && !inner.contains('\\')
+    {
+        return Cow::Borrowed(inner);
+    }
     if text.starts_with('"') {
         if let Ok(borrowed) = serde_json::from_str::<&str>(text) {
             return Cow::Borrowed(borrowed);
