@@ -232,7 +232,8 @@ fn warm_runs(sim: &mut Sim, config: &Path, changes: usize) -> anyhow::Result<(Me
 /// request and prints wall seconds, CPU seconds and peak RSS in KiB for each cycle to stderr.
 fn warm(config: &Path) -> anyhow::Result<()> {
     let config = draftwatch::config::load(config)?.config;
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    // The same runtime as the binary's.
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     let app = App::build(config, Arc::new(SystemClock))?;
 
     for line in std::io::stdin().lock().lines() {

@@ -16,7 +16,9 @@ fn main() -> ExitCode {
     let default_filter = if matches!(cli.command, Command::Demo(_)) { "warn" } else { "info" };
     init_tracing(cli.log_format, default_filter);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    // One thread: a sweep waits on the network nearly all the time, and worker threads
+    // waking each other cost about as much CPU as reading the pages (docs/benchmarks.md).
+    let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(error) => {
             tracing::error!("cannot start the async runtime: {error}");
