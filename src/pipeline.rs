@@ -22,7 +22,7 @@ use crate::event::{Event, EventKind};
 use crate::rules::route;
 use crate::sinks::Notification;
 use crate::state::{DraftCommit, OfferState, OutboxEntry, Store, StoreError, SweepCommit};
-use crate::sweep::{DiffContext, ListingCollector, diff_draft, new_install_failure, removed_event};
+use crate::sweep::{DiffContext, ListingCollector, diff_draft, id_hash, new_install_failure, removed_event};
 
 /// How many offers one sweep lists at the same time.
 pub const OFFER_CONCURRENCY: usize = 4;
@@ -233,13 +233,19 @@ impl Watcher {
 
         // Known drafts the listing should have shown and did not: every one after a full
         // listing, the non-terminal ones after an active listing.
-        let missing: Vec<String> = self.store.with_offer_index(offer_id, |index| {
+        let missing: Vec<u64> = self.store.with_offer_index(offer_id, |index| {
             index
                 .iter()
-                .filter(|(id, summary)| (sweep.full || !summary.status.is_terminal()) && !collector.contains(id))
-                .map(|(id, _)| id.to_string())
+                .filter(|(hash, summary)| {
+                    (sweep.full || !summary.status.is_terminal()) && !collector.contains_hash(**hash)
+                })
+                .map(|(hash, _)| *hash)
                 .collect()
         })?;
+        let missing = match missing.is_empty() {
+            true => Vec::new(),
+            false => self.store.draft_ids(offer_id, &missing)?,
+        };
         let mut removed = Vec::new();
         for (draft_id, outcome) in self.read_missing(offer_id, missing, sweep).await {
             match outcome {
@@ -380,7 +386,7 @@ impl Watcher {
                     let result = self.store.with_offer_index(offer_id, |index| {
                         for draft in drafts {
                             let unchanged = index
-                                .get(draft.id.as_ref())
+                                .get(&id_hash(&draft.id))
                                 .is_some_and(|summary| summary.is_unchanged(&draft.status, &draft.etag, cx));
                             collector.offer_with(draft, !unchanged, ListedHead::into_owned);
                         }

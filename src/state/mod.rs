@@ -10,17 +10,19 @@
 //! - `drafts`: `offer_id \0 draft_id` → JSON [`SnapshotEntry`] without its draft object.
 //! - `draft_objects`: the same key → the draft object of that entry, as JSON. Kept apart
 //!   so that loading the summaries of an offer reads small rows only.
+//! - `summaries`: `offer_id \0` and a big-endian u16 shard number → the packed
+//!   [`EntrySummary`] records of that shard's drafts ([`summary`]), written in the same
+//!   transactions as `drafts`.
 //! - `offers`: `offer_id` → JSON [`OfferState`].
-//!
-//! Beside sled, the store keeps an [`EntrySummary`] of every known draft in memory, loaded
-//! per offer on first use and updated by each commit, so a sweep finds unchanged drafts
-//! without reading their entries.
 //! - `outbox`: big-endian u64 sequence number → JSON [`OutboxEntry`], so iteration order
 //!   is detection order.
+//!
+//! The store also keeps the summaries of each offer in memory, loaded from `summaries` on
+//! first use and updated by each commit, so a sweep finds unchanged drafts without reading
+//! their entries.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fs::File;
-use std::hash::{BuildHasherDefault, Hasher};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -29,10 +31,11 @@ use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
 use crate::akua::{DraftStatus, TerminationReason};
-use crate::sweep::{EntrySummary, SnapshotEntry};
+use crate::sweep::{EntrySummary, IdMap, SnapshotEntry, id_hash};
 
 mod dir;
 mod outbox;
+mod summary;
 
 use dir::{acquire_lock, create_private_dir};
 
@@ -40,7 +43,9 @@ pub use outbox::{EntryState, OutboxEntry};
 
 /// The layout this build reads and writes. Raise it with every incompatible change, and
 /// teach [`Store::open`] to migrate from the older number.
-pub const FORMAT_VERSION: u32 = 1;
+///
+/// 2 added the `summaries` tree; [`Store::open`] builds it for a state of format 1.
+pub const FORMAT_VERSION: u32 = 2;
 
 /// How many drafts one transaction writes. A large baseline is written in several
 /// transactions, so a 100k-draft offer never builds one huge transaction in memory.
@@ -80,6 +85,11 @@ pub enum StoreError {
 
     #[error("state entry `{key}` is unreadable: {source}")]
     Corrupt { key: String, source: serde_json::Error },
+
+    #[error(
+        "draft summaries of offer {offer_id} are unreadable: {source}; stop draftwatch and start it again, which rebuilds them from the snapshot"
+    )]
+    CorruptSummary { offer_id: String, source: summary::ShardError },
 }
 
 /// The stored state of one offer.
@@ -139,8 +149,8 @@ impl EntryRow {
 
     fn summary(&self) -> EntrySummary {
         EntrySummary {
-            etag_hash: crate::sweep::fnv1a_64(&self.etag),
-            status: self.status.clone(),
+            state_hash: crate::sweep::state_hash(&self.status, &self.etag),
+            status: crate::sweep::StatusCode::of(&self.status),
             status_since: self.status_since,
             stuck_announced: self.stuck_announced,
             has_draft: self.has_draft,
@@ -148,32 +158,8 @@ impl EntryRow {
     }
 }
 
-/// The summaries of one offer's drafts, by draft id.
-pub type OfferIndex = HashMap<Box<str>, EntrySummary, BuildHasherDefault<Fnv1a>>;
-
-/// 64-bit FNV-1a as a [`Hasher`], for the summaries' draft ids: much cheaper than the
-/// default SipHash on short keys, and the ids come from the API, not from an attacker
-/// who could aim collisions at this process.
-#[derive(Clone, Copy, Debug)]
-pub struct Fnv1a(u64);
-
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-impl Hasher for Fnv1a {
-    fn write(&mut self, bytes: &[u8]) {
-        for byte in bytes {
-            self.0 = (self.0 ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3);
-        }
-    }
-
-    fn finish(&self) -> u64 {
-        self.0
-    }
-}
+/// The summaries of one offer's drafts, by [`id_hash`] of the draft id.
+pub type OfferIndex = IdMap<EntrySummary>;
 
 /// One draft's snapshot write and the notifications it produced, stored atomically.
 #[derive(Clone, Debug)]
@@ -201,12 +187,12 @@ pub struct Store {
     db: sled::Db,
     drafts: sled::Tree,
     draft_objects: sled::Tree,
+    /// Always holds exactly the summaries of the entries in `drafts`.
+    summaries: sled::Tree,
     offers: sled::Tree,
     outbox: sled::Tree,
-    /// Summaries of the drafts of each offer loaded so far; always equal to what `drafts`
-    /// contains for that offer. N.B. about 13 MiB per 100,000 drafts by estimate, while a
-    /// warm process with 100,000 drafts peaks near 70 MiB, most of the rest inside sled and
-    /// not broken down (docs/benchmarks.md).
+    /// Summaries of the drafts of each offer loaded so far; always equal to what
+    /// `summaries` holds for that offer. About 4 MiB per 100,000 drafts.
     index: Mutex<HashMap<String, OfferIndex>>,
     /// Holds the exclusive lock on [`LOCK_FILE`] for as long as the store is open.
     _lock: File,
@@ -231,28 +217,53 @@ impl Store {
             .map_err(|source| StoreError::Open { path: path.to_owned(), source })?;
 
         let meta = db.open_tree("meta")?;
-        match meta.get("format_version")? {
-            None => {
-                meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
-            }
-            Some(bytes) => {
-                let found = bytes.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX);
-                if found > FORMAT_VERSION {
-                    return Err(StoreError::NewerFormat { path: path.to_owned(), found, expected: FORMAT_VERSION });
-                }
-            }
+        let found = match meta.get("format_version")? {
+            None => FORMAT_VERSION,
+            Some(bytes) => bytes.as_ref().try_into().map(u32::from_be_bytes).unwrap_or(u32::MAX),
+        };
+        if found > FORMAT_VERSION {
+            return Err(StoreError::NewerFormat { path: path.to_owned(), found, expected: FORMAT_VERSION });
         }
 
-        Ok(Store {
+        let store = Store {
             path: path.to_owned(),
             drafts: db.open_tree("drafts")?,
             draft_objects: db.open_tree("draft_objects")?,
+            summaries: db.open_tree("summaries")?,
             offers: db.open_tree("offers")?,
             outbox: db.open_tree("outbox")?,
             index: Mutex::new(HashMap::new()),
             db,
             _lock: lock,
-        })
+        };
+        if found < 2 {
+            store.rebuild_summaries()?;
+        }
+        meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
+        store.db.flush()?;
+        Ok(store)
+    }
+
+    /// Rebuilds the `summaries` tree from the `drafts` tree. It reads every entry, so it
+    /// runs once, when a state of an older format is opened; a crash before the new format
+    /// number is written makes the next open run it again.
+    fn rebuild_summaries(&self) -> Result<(), StoreError> {
+        tracing::info!(path = %self.path.display(), "building the draft summaries of an older state format");
+        self.summaries.clear()?;
+        let mut shards: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
+        for row in self.drafts.iter() {
+            let (key, value) = row?;
+            let row: EntryRow = decode(&key, &value)?;
+            let Some(split) = key.iter().position(|byte| *byte == 0) else { continue };
+            let offer_id = String::from_utf8_lossy(&key[..split]);
+            let draft_id = String::from_utf8_lossy(&key[split + 1..]);
+            let shard = summary::shard_key(&offer_id, summary::shard_of(id_hash(&draft_id)));
+            summary::push_record(shards.entry(shard).or_default(), &draft_id, &row.summary());
+        }
+        for (key, value) in shards {
+            self.summaries.insert(key, value)?;
+        }
+        Ok(())
     }
 
     pub fn path(&self) -> &Path {
@@ -284,15 +295,37 @@ impl Store {
     }
 
     fn load_offer_index(&self, offer_id: &str) -> Result<OfferIndex, StoreError> {
-        let prefix = draft_key(offer_id, "");
+        let corrupt = |source| StoreError::CorruptSummary { offer_id: offer_id.to_owned(), source };
         let mut loaded = OfferIndex::default();
-        for row in self.drafts.scan_prefix(&prefix) {
-            let (key, value) = row?;
-            let row: EntryRow = decode(&key, &value)?;
-            let draft_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-            loaded.insert(draft_id.into_boxed_str(), row.summary());
+        for shard in self.summaries.scan_prefix(summary::offer_prefix(offer_id)) {
+            let (_, value) = shard?;
+            for record in summary::records(&value) {
+                let (draft_id, summary) = record.map_err(corrupt)?;
+                loaded.insert(id_hash(draft_id), summary);
+            }
         }
         Ok(loaded)
+    }
+
+    /// Returns the ids of the drafts of `offer_id` whose [`id_hash`] is in `hashes`.
+    pub fn draft_ids(&self, offer_id: &str, hashes: &[u64]) -> Result<Vec<String>, StoreError> {
+        let corrupt = |source| StoreError::CorruptSummary { offer_id: offer_id.to_owned(), source };
+        let mut shards: Vec<u16> = hashes.iter().map(|hash| summary::shard_of(*hash)).collect();
+        shards.sort_unstable();
+        shards.dedup();
+
+        let wanted: IdMap<()> = hashes.iter().map(|hash| (*hash, ())).collect();
+        let mut ids = Vec::with_capacity(hashes.len());
+        for shard in shards {
+            let Some(value) = self.summaries.get(summary::shard_key(offer_id, shard))? else { continue };
+            for record in summary::records(&value) {
+                let (draft_id, _) = record.map_err(corrupt)?;
+                if wanted.contains_key(&id_hash(draft_id)) {
+                    ids.push(draft_id.to_owned());
+                }
+            }
+        }
+        Ok(ids)
     }
 
     /// Lists every offer that has drafts in the snapshot or a stored state.
@@ -305,9 +338,11 @@ impl Store {
         Ok(offers)
     }
 
-    /// Counts the drafts in the snapshot, across offers.
+    /// Counts the drafts in the snapshot of the offers whose summaries are loaded: every
+    /// offer swept since the store was opened. Reads nothing from disk.
     pub fn snapshot_len(&self) -> usize {
-        self.drafts.len()
+        let index = self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        index.values().map(|offer| offer.len()).sum()
     }
 
     pub fn offer_state(&self, offer_id: &str) -> Result<Option<OfferState>, StoreError> {
@@ -327,10 +362,16 @@ impl Store {
         for chunk in commit.drafts.chunks(WRITE_CHUNK) {
             let mut draft_rows = Vec::with_capacity(chunk.len());
             let mut outbox_rows = Vec::new();
+            let mut shard_changes: BTreeMap<Vec<u8>, Vec<(&str, Option<EntrySummary>)>> = BTreeMap::new();
             for item in chunk {
                 let row =
                     item.entry.as_ref().map(|entry| (encode(&EntryRow::of(entry)), entry.draft.as_ref().map(encode)));
                 draft_rows.push((draft_key(&commit.offer_id, &item.draft_id), row));
+                let shard = summary::shard_key(&commit.offer_id, summary::shard_of(id_hash(&item.draft_id)));
+                shard_changes
+                    .entry(shard)
+                    .or_default()
+                    .push((&item.draft_id, item.entry.as_ref().map(EntrySummary::of)));
                 for notification in &item.notifications {
                     let mut entry = notification.clone();
                     // N.B. sled reserves id ranges ahead of use, so ids keep rising across restarts.
@@ -339,28 +380,39 @@ impl Store {
                 }
             }
 
-            let result: Result<(), TransactionError<()>> = (&self.drafts, &self.draft_objects, &self.outbox)
-                .transaction(|(drafts, objects, outbox)| {
-                    for (key, row) in &draft_rows {
-                        match row {
-                            Some((entry, object)) => {
-                                drafts.insert(key.as_slice(), entry.as_slice())?;
-                                if let Some(object) = object {
-                                    objects.insert(key.as_slice(), object.as_slice())?;
+            let result: Result<(), TransactionError<summary::ShardError>> =
+                (&self.drafts, &self.draft_objects, &self.summaries, &self.outbox).transaction(
+                    |(drafts, objects, summaries, outbox)| {
+                        for (key, row) in &draft_rows {
+                            match row {
+                                Some((entry, object)) => {
+                                    drafts.insert(key.as_slice(), entry.as_slice())?;
+                                    if let Some(object) = object {
+                                        objects.insert(key.as_slice(), object.as_slice())?;
+                                    }
+                                }
+                                None => {
+                                    drafts.remove(key.as_slice())?;
+                                    objects.remove(key.as_slice())?;
                                 }
                             }
-                            None => {
-                                drafts.remove(key.as_slice())?;
-                                objects.remove(key.as_slice())?;
-                            }
                         }
-                    }
-                    for (key, value) in &outbox_rows {
-                        outbox.insert(key.as_slice(), value.as_slice())?;
-                    }
-                    Ok::<(), ConflictableTransactionError<()>>(())
-                });
-            result.map_err(transaction_error)?;
+                        for (key, changes) in &shard_changes {
+                            let old = summaries.get(key.as_slice())?;
+                            let new = summary::apply(old.as_deref().unwrap_or_default(), changes)
+                                .map_err(ConflictableTransactionError::Abort)?;
+                            match new.is_empty() {
+                                true => summaries.remove(key.as_slice())?,
+                                false => summaries.insert(key.as_slice(), new)?,
+                            };
+                        }
+                        for (key, value) in &outbox_rows {
+                            outbox.insert(key.as_slice(), value.as_slice())?;
+                        }
+                        Ok::<(), ConflictableTransactionError<summary::ShardError>>(())
+                    },
+                );
+            result.map_err(|error| transaction_error(&commit.offer_id, error))?;
             self.update_index(&commit.offer_id, chunk);
         }
 
@@ -377,8 +429,8 @@ impl Store {
         let Some(offer) = index.get_mut(offer_id) else { return };
         for item in chunk {
             match &item.entry {
-                Some(entry) => offer.insert(item.draft_id.as_str().into(), EntrySummary::of(entry)),
-                None => offer.remove(item.draft_id.as_str()),
+                Some(entry) => offer.insert(id_hash(&item.draft_id), EntrySummary::of(entry)),
+                None => offer.remove(&id_hash(&item.draft_id)),
             };
         }
     }
@@ -408,10 +460,10 @@ fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, S
         .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(key).replace('\0', "/"), source })
 }
 
-fn transaction_error(error: TransactionError<()>) -> StoreError {
+fn transaction_error(offer_id: &str, error: TransactionError<summary::ShardError>) -> StoreError {
     match error {
         TransactionError::Storage(error) => StoreError::Sled(error),
-        TransactionError::Abort(()) => unreachable!("sweep transactions never abort"),
+        TransactionError::Abort(source) => StoreError::CorruptSummary { offer_id: offer_id.to_owned(), source },
     }
 }
 
@@ -479,6 +531,10 @@ mod tests {
 
         let store = Store::open(&path).unwrap();
         assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), Some(snapshot(DraftStatus::Install, "2")));
+        let summaries = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+        assert_eq!(summaries.len(), 1);
+        assert_eq!(summaries[&id_hash("odft_1")], EntrySummary::of(&snapshot(DraftStatus::Install, "2")));
+        assert_eq!(store.snapshot_len(), 1);
         assert_eq!(store.offer_state("offer_1").unwrap(), Some(OfferState { baselined_at: 1, last_full_sweep: None }));
         let entries = store.outbox_entries().unwrap();
         assert_eq!(entries.len(), 1);
@@ -549,7 +605,7 @@ mod tests {
         store.commit_sweep(SweepCommit { offer_id: "offer_1".into(), drafts: vec![put], offer_state: None }).unwrap();
         assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), Some(entry), "the draft object is kept");
         assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 1);
-        assert!(store.with_offer_index("offer_1", |index| index["odft_1"].has_draft).unwrap());
+        assert!(store.with_offer_index("offer_1", |index| index[&id_hash("odft_1")].has_draft).unwrap());
 
         let drop = DraftCommit {
             draft_id: "odft_1".into(),
@@ -563,7 +619,7 @@ mod tests {
         assert_eq!(store.outbox_entries().unwrap()[0].id(), "evt_gone:sales");
     }
 
-    /// Entries and offer states exactly as the first release wrote them.
+    /// Entries and offer states exactly as the first release wrote them, in format 1.
     #[test]
     fn store_reads_first_format_entries() {
         let dir = tempfile::tempdir().unwrap();
@@ -572,6 +628,8 @@ mod tests {
             let old_entry = br#"{"etag":"e1","status":"configure","termination_reason":null,"offer_id":"offer_1","first_seen":5,"status_since":7}"#;
             store.drafts.insert(draft_key("offer_1", "odft_1"), &old_entry[..]).unwrap();
             store.offers.insert("offer_1", &br#"{"baselined_at":5}"#[..]).unwrap();
+            store.summaries.clear().unwrap();
+            store.db.open_tree("meta").unwrap().insert("format_version", &1u32.to_be_bytes()).unwrap();
             store.flush().unwrap();
         }
 
@@ -582,8 +640,12 @@ mod tests {
         assert!(!entry.stuck_announced);
         assert_eq!(entry.draft, None);
         assert_eq!(store.offer_state("offer_1").unwrap(), Some(OfferState { baselined_at: 5, last_full_sweep: None }));
-        let summary = store.with_offer_index("offer_1", |index| index["odft_1"].clone()).unwrap();
+        let summary = store.with_offer_index("offer_1", |index| index[&id_hash("odft_1")]).unwrap();
         assert!(!summary.has_draft);
+        assert_eq!(summary.status_since, 7, "the summaries are built from the entries");
+        assert_eq!(store.draft_ids("offer_1", &[id_hash("odft_1"), 42]).unwrap(), ["odft_1"]);
+        let meta = store.db.open_tree("meta").unwrap();
+        assert_eq!(meta.get("format_version").unwrap().unwrap().as_ref(), FORMAT_VERSION.to_be_bytes());
     }
 
     #[test]

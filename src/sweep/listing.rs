@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 
-use super::fnv1a_64;
+use super::{IdMap, id_hash};
 use crate::akua::model::ListedHead;
 use crate::akua::{Draft, ListedDraft};
 
@@ -15,11 +15,9 @@ use crate::akua::{Draft, ListedDraft};
 /// unchanged offer costs little memory.
 #[derive(Debug)]
 pub struct ListingCollector<T = ListedDraft> {
-    /// [`fnv1a_64`] of every listed id, with the `updated_at` of the copy that counts.
+    /// [`id_hash`] of every listed id, with the `updated_at` of the copy that counts.
     /// Hashes instead of ids keep a 100k-draft listing to about 2 MiB here.
-    /// N.B. two listed ids with the same 64-bit hash would count as one, so the second
-    /// could be skipped for a sweep; at 64 bits that is negligible.
-    seen: HashMap<u64, Option<i64>>,
+    seen: IdMap<Option<i64>>,
     /// Drafts that need a diff, in first-listed order; `None` where a fresher copy needed none.
     pending: Vec<Option<T>>,
     /// Maps ids in `pending` to their position.
@@ -65,7 +63,7 @@ impl Listed for ListedHead<'_> {
 
 impl<T> Default for ListingCollector<T> {
     fn default() -> Self {
-        ListingCollector { seen: HashMap::new(), pending: Vec::new(), positions: HashMap::new() }
+        ListingCollector { seen: IdMap::default(), pending: Vec::new(), positions: HashMap::new() }
     }
 }
 
@@ -79,13 +77,13 @@ impl<T: Listed> ListingCollector<T> {
     /// kept for a diff, so unchanged drafts are never copied.
     pub fn offer_with<L: Listed>(&mut self, draft: L, needs_diff: bool, keep: impl FnOnce(L) -> T) {
         let updated_at = draft.updated_at();
-        let id_hash = fnv1a_64(draft.id());
-        if let Some(counted) = self.seen.get(&id_hash)
+        let hash = id_hash(draft.id());
+        if let Some(counted) = self.seen.get(&hash)
             && updated_at.unwrap_or(i64::MIN) < counted.unwrap_or(i64::MIN)
         {
             return;
         }
-        self.seen.insert(id_hash, updated_at);
+        self.seen.insert(hash, updated_at);
 
         match (self.positions.get(draft.id()).copied(), needs_diff) {
             (Some(position), true) => self.pending[position] = Some(keep(draft)),
@@ -100,7 +98,12 @@ impl<T: Listed> ListingCollector<T> {
 
     /// Returns whether the listing so far contains `draft_id`.
     pub fn contains(&self, draft_id: &str) -> bool {
-        self.seen.contains_key(&fnv1a_64(draft_id))
+        self.contains_hash(id_hash(draft_id))
+    }
+
+    /// Returns whether the listing so far contains the draft whose [`id_hash`] is `hash`.
+    pub fn contains_hash(&self, hash: u64) -> bool {
+        self.seen.contains_key(&hash)
     }
 
     /// Counts distinct listed drafts.

@@ -15,9 +15,11 @@ use crate::event::{Event, EventDetails, EventKind, event_id};
 
 mod fields;
 mod listing;
+mod summary;
 
 pub use fields::{TRACKED_FIELDS, changed_fields, new_install_failure};
 pub use listing::{Listed, ListingCollector, deduplicate};
+pub use summary::{EntrySummary, IdMap, StatusCode, id_hash, state_hash};
 
 /// The snapshot's record of one draft.
 ///
@@ -42,51 +44,6 @@ pub struct SnapshotEntry {
     /// the other fields, so it is not part of this type's serialized form.
     #[serde(default, skip_serializing)]
     pub draft: Option<Value>,
-}
-
-/// The part of a snapshot entry that decides whether a listed draft needs a diff at all.
-///
-/// The store keeps one per known draft in memory, so a sweep reads full entries only for
-/// drafts that changed or may be stuck.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct EntrySummary {
-    /// [`fnv1a_64`] of the etag.
-    pub etag_hash: u64,
-    pub status: DraftStatus,
-    pub status_since: i64,
-    pub stuck_announced: bool,
-    /// Whether the entry keeps the draft object (entries from older builds do not).
-    pub has_draft: bool,
-}
-
-impl EntrySummary {
-    pub fn of(entry: &SnapshotEntry) -> EntrySummary {
-        EntrySummary {
-            etag_hash: fnv1a_64(&entry.etag),
-            status: entry.status.clone(),
-            status_since: entry.status_since,
-            stuck_announced: entry.stuck_announced,
-            has_draft: entry.draft.is_some(),
-        }
-    }
-
-    /// Returns whether [`diff_draft`] would write nothing and report nothing for a draft
-    /// listed with this status and etag.
-    pub fn is_unchanged(&self, status: &DraftStatus, etag: &str, cx: &DiffContext<'_>) -> bool {
-        self.has_draft
-            && self.status == *status
-            && self.etag_hash == fnv1a_64(etag)
-            && !stuck_due_at(&self.status, self.status_since, self.stuck_announced, cx)
-    }
-}
-
-/// Hashes an etag for [`EntrySummary`], or an id for [`ListingCollector`], with 64-bit
-/// FNV-1a.
-///
-/// N.B. two different etags of one draft with the same hash would hide an etag-only or
-/// field change (never a status change); at 64 bits that is negligible.
-pub fn fnv1a_64(etag: &str) -> u64 {
-    etag.bytes().fold(0xcbf2_9ce4_8422_2325, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
 fn is_false(flag: &bool) -> bool {
@@ -184,7 +141,7 @@ fn stuck_due(entry: &SnapshotEntry, cx: &DiffContext<'_>) -> bool {
     stuck_due_at(&entry.status, entry.status_since, entry.stuck_announced, cx)
 }
 
-fn stuck_due_at(status: &DraftStatus, since: i64, announced: bool, cx: &DiffContext<'_>) -> bool {
+pub(crate) fn stuck_due_at(status: &DraftStatus, since: i64, announced: bool, cx: &DiffContext<'_>) -> bool {
     if announced {
         return false;
     }
