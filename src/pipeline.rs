@@ -225,7 +225,8 @@ impl Watcher {
         // N.B. until the listing is complete, the collector keeps the JSON text of every
         // draft that needs a diff, so a baseline's memory grows with the offer (about
         // 180 MiB at 100,000 drafts, see docs/benchmarks.md).
-        let mut collector = ListingCollector::default();
+        let known = self.store.with_offer_index(offer_id, |index| index.len())?;
+        let mut collector = ListingCollector::with_capacity(if sweep.full { known } else { 0 });
         for status in &statuses {
             self.collect_listing(offer_id, status.as_ref(), &cx, &mut collector, sweep).await?;
         }
@@ -234,6 +235,10 @@ impl Watcher {
         // Known drafts the listing should have shown and did not: every one after a full
         // listing, the non-terminal ones after an active listing.
         let missing: Vec<u64> = self.store.with_offer_index(offer_id, |index| {
+            // Every known draft was listed: the common case, which needs no search.
+            if sweep.full && collector.known_len() == index.len() {
+                return Vec::new();
+            }
             index
                 .iter()
                 .filter(|(hash, summary)| {
@@ -385,10 +390,11 @@ impl Watcher {
                     }
                     let result = self.store.with_offer_index(offer_id, |index| {
                         for draft in drafts {
-                            let unchanged = index
-                                .get(&id_hash(&draft.id))
-                                .is_some_and(|summary| summary.is_unchanged(&draft.status, &draft.etag, cx));
-                            collector.offer_with(draft, !unchanged, ListedHead::into_owned);
+                            let hash = id_hash(&draft.id);
+                            let summary = index.get(&hash);
+                            let unchanged =
+                                summary.is_some_and(|summary| summary.is_unchanged(&draft.status, &draft.etag, cx));
+                            collector.offer_hashed(hash, draft, summary.is_some(), !unchanged, ListedHead::into_owned);
                         }
                     });
                     if let Err(error) = result {

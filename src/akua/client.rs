@@ -14,6 +14,7 @@ use serde_json::value::RawValue;
 
 use super::error::{ApiError, RequestContext, error_message};
 use super::model::{Draft, DraftParseError, DraftStatus, ListedHead, Offer, Page};
+use super::scan::{ScannedItem, scan_page};
 use crate::config::AkuaConfig;
 use crate::secret::Secret;
 
@@ -258,13 +259,16 @@ impl AkuaClient {
                     Err(error) => return Err(error),
                 };
                 stats.pages += 1;
-                let page: Page<&RawValue> =
-                    parse_body(&context, body.as_ref()).inspect_err(crate::metrics::api_error)?;
+                let page = read_listing_page(&context, body.as_ref()).inspect_err(crate::metrics::api_error)?;
 
-                let mut drafts = Vec::with_capacity(page.data.len());
+                let mut drafts = Vec::with_capacity(page.items.len());
                 let mut skipped = Vec::new();
-                for raw in page.data {
-                    match ListedHead::parse(raw) {
+                for item in page.items {
+                    let head = match item {
+                        ListedItem::Scanned(item) => ListedHead::from_scanned(item),
+                        ListedItem::Parsed(raw) => ListedHead::parse(raw.get()),
+                    };
+                    match head {
                         Ok(draft) => drafts.push(draft),
                         Err(error) => skipped.push((position, error)),
                     }
@@ -360,6 +364,37 @@ impl AkuaClient {
         }
         Err(ApiError::Status { status, context: context.clone(), message })
     }
+}
+
+/// One page of a draft listing, read by [`read_listing_page`].
+struct ListingPage<'a> {
+    items: Vec<ListedItem<'a>>,
+    has_more: bool,
+    next_cursor: Option<String>,
+}
+
+/// An item of a [`ListingPage`], found by the scanner or by serde_json.
+enum ListedItem<'a> {
+    Scanned(ScannedItem<'a>),
+    Parsed(&'a RawValue),
+}
+
+/// Reads one page of a draft listing: with [`scan_page`] where it can, which parses only
+/// the head of each draft, and with serde_json otherwise, which then decides what is wrong
+/// with the page.
+fn read_listing_page<'a>(context: &RequestContext, body: &'a [u8]) -> Result<ListingPage<'a>, ApiError> {
+    if let Ok(text) = std::str::from_utf8(body)
+        && let Some(page) = scan_page(text)
+        && let Ok(has_more) = page.has_more.map_or(Ok(false), serde_json::from_str::<bool>)
+        && let Ok(next_cursor) = page.next_cursor.map_or(Ok(None), serde_json::from_str::<Option<String>>)
+    {
+        let items = page.items.into_iter().map(ListedItem::Scanned).collect();
+        return Ok(ListingPage { items, has_more, next_cursor });
+    }
+
+    let page: Page<&RawValue> = parse_body(context, body)?;
+    let items = page.data.into_iter().map(ListedItem::Parsed).collect();
+    Ok(ListingPage { items, has_more: page.has_more, next_cursor: page.next_cursor })
 }
 
 /// Parses the body of a 2xx response.

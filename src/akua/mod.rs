@@ -3,7 +3,7 @@
 pub mod client;
 pub mod error;
 pub mod model;
-mod scan;
+pub mod scan;
 
 pub use client::AkuaClient;
 pub use error::ApiError;

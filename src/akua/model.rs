@@ -13,6 +13,8 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use serde_json::Value;
 use serde_json::value::RawValue;
 
+use super::scan::ScannedItem;
+
 /// Defines a string enum that keeps values it does not know as `Other(String)`.
 macro_rules! open_enum {
     (
@@ -193,9 +195,7 @@ impl Draft {
 ///
 /// Reading the whole object into a [`Draft`] costs most of a sweep's CPU, so a listing
 /// reads only the head of each item ([`ListedHead`]), and [`ListedDraft::into_draft`]
-/// reads the rest for the few drafts that changed. N.B. each item is still scanned twice
-/// (page, then head), which keeps a warm sweep at about 3 times the CPU of downloading the
-/// pages with curl (docs/benchmarks.md).
+/// parses the rest for the few drafts that changed.
 #[derive(Clone, Debug)]
 pub struct ListedDraft {
     /// Never empty.
@@ -205,7 +205,8 @@ pub struct ListedDraft {
     pub etag: String,
     /// As in [`Draft::updated_at`].
     pub updated_at: Option<i64>,
-    raw: Box<RawValue>,
+    /// The item's JSON text, checked for its structure only until [`ListedDraft::into_draft`].
+    raw: Box<str>,
 }
 
 /// The fields [`ListedHead`] reads, borrowed from the page.
@@ -234,13 +235,15 @@ pub struct ListedHead<'a> {
     pub etag: Cow<'a, str>,
     /// As in [`Draft::updated_at`].
     pub updated_at: Option<i64>,
-    raw: &'a RawValue,
+    /// The item's JSON text.
+    raw: &'a str,
 }
 
 impl<'a> ListedHead<'a> {
-    /// Reads the head of one listed item, applying the same rules as [`Draft::from_value`].
-    pub fn parse(raw: &'a RawValue) -> Result<ListedHead<'a>, DraftParseError> {
-        if let Some(spans) = super::scan::head_spans(raw.get())
+    /// Reads the head of one item that [`super::scan::scan_page`] found, applying the same
+    /// rules as [`Draft::from_value`].
+    pub fn from_scanned(item: ScannedItem<'a>) -> Result<ListedHead<'a>, DraftParseError> {
+        if let Some(spans) = item.head
             && let (Some(id), Some(offer_id), Some(status)) = (spans.id, spans.offer_id, spans.status)
             && !id.is_empty()
             && !offer_id.is_empty()
@@ -251,24 +254,25 @@ impl<'a> ListedHead<'a> {
                 status: DraftStatus::parse(status),
                 etag: spans.etag.map_or(Cow::Borrowed(""), etag_text),
                 updated_at: spans.updated_at.and_then(|text| text.parse().ok()).map(normalize_unix_seconds),
-                raw,
+                raw: item.text,
             });
         }
-        Self::parse_with_serde(raw)
+        Self::parse(item.text)
     }
 
-    /// Reads the head with serde_json, for the items [`super::scan`] leaves to it.
-    fn parse_with_serde(raw: &'a RawValue) -> Result<ListedHead<'a>, DraftParseError> {
+    /// Reads the head of one listed item, the JSON text `raw`, with serde_json, applying
+    /// the same rules as [`Draft::from_value`].
+    pub fn parse(raw: &'a str) -> Result<ListedHead<'a>, DraftParseError> {
         // serde also reads a struct from an array, so the object check comes first.
-        if !raw.get().trim_start().starts_with('{') {
+        if !raw.trim_start().starts_with('{') {
             return Err(DraftParseError::NotAnObject);
         }
-        let fields: DraftFields<'a> = match serde_json::from_str(raw.get()) {
+        let fields: DraftFields<'a> = match serde_json::from_str(raw) {
             Ok(fields) => fields,
             // N.B. an item whose fields have unexpected types is read whole, which yields
             // the same outcome and error as the full reading would.
             Err(_) => {
-                let value = serde_json::from_str(raw.get()).map_err(|_| DraftParseError::NotAnObject)?;
+                let value = serde_json::from_str(raw).map_err(|_| DraftParseError::NotAnObject)?;
                 let draft = Draft::from_value(value)?;
                 return Ok(ListedHead {
                     id: Cow::Owned(draft.id),
@@ -301,7 +305,7 @@ impl<'a> ListedHead<'a> {
             status: self.status,
             etag: self.etag.into_owned(),
             updated_at: self.updated_at,
-            raw: self.raw.to_owned(),
+            raw: self.raw.into(),
         }
     }
 }
@@ -327,21 +331,21 @@ fn etag_text(text: &str) -> Cow<'_, str> {
 }
 
 impl ListedDraft {
-    /// Reads the head of one listed item and keeps the item.
-    pub fn from_raw(raw: Box<RawValue>) -> Result<ListedDraft, DraftParseError> {
-        ListedHead::parse(&raw).map(ListedHead::into_owned)
+    /// Reads the head of one listed item, the JSON text `raw`, and keeps the item.
+    pub fn from_raw(raw: &str) -> Result<ListedDraft, DraftParseError> {
+        ListedHead::parse(raw).map(ListedHead::into_owned)
     }
 
     /// Wraps a draft that was read whole, such as one read by id.
     pub fn from_draft(draft: Draft) -> ListedDraft {
-        let raw = serde_json::value::to_raw_value(&draft.raw).expect("a JSON value always serializes");
+        let raw = draft.raw.to_string().into_boxed_str();
         ListedDraft { id: draft.id, status: draft.status, etag: draft.etag, updated_at: draft.updated_at, raw }
     }
 
-    /// Reads the whole object. It cannot fail for a value [`ListedDraft::from_raw`]
-    /// accepted, because both check the same fields.
+    /// Reads the whole object. It fails for an item whose head read but whose other parts
+    /// are not valid JSON, which only a page scan lets through.
     pub fn into_draft(self) -> Result<Draft, DraftParseError> {
-        let value: Value = serde_json::from_str(self.raw.get()).map_err(|_| DraftParseError::NotAnObject)?;
+        let value: Value = serde_json::from_str(&self.raw).map_err(|_| DraftParseError::NotAnObject)?;
         Draft::from_value(value)
     }
 }
@@ -414,6 +418,14 @@ mod tests {
         assert_eq!(Draft::from_value(json!([1])), Err(DraftParseError::NotAnObject));
     }
 
+    /// Reads one item both ways a listing does: with the page scanner and with serde_json.
+    fn listed_both_ways(value: &Value) -> [Result<ListedDraft, DraftParseError>; 2] {
+        let page = json!({"data": [value]}).to_string();
+        let scanned = crate::akua::scan::scan_page(&page).expect("a valid page is scanned");
+        let item = scanned.items[0];
+        [ListedHead::from_scanned(item).map(ListedHead::into_owned), ListedDraft::from_raw(&value.to_string())]
+    }
+
     #[test]
     fn listed_head_matches_full_read() {
         let cases = [
@@ -424,15 +436,16 @@ mod tests {
             json!({"id": "odft_1", "offer_id": "o", "status": "done", "etag": null, "updated_at": 12}),
         ];
         for value in cases {
-            let raw = serde_json::value::to_raw_value(&value).unwrap();
-            let listed = ListedDraft::from_raw(raw).unwrap();
-            let full = Draft::from_value(value.clone()).unwrap();
-            assert_eq!(
-                (&listed.id, &listed.status, &listed.etag, listed.updated_at),
-                (&full.id, &full.status, &full.etag, full.updated_at),
-                "{value}"
-            );
-            assert_eq!(listed.into_draft().unwrap(), full);
+            for listed in listed_both_ways(&value) {
+                let listed = listed.unwrap();
+                let full = Draft::from_value(value.clone()).unwrap();
+                assert_eq!(
+                    (&listed.id, &listed.status, &listed.etag, listed.updated_at),
+                    (&full.id, &full.status, &full.etag, full.updated_at),
+                    "{value}"
+                );
+                assert_eq!(listed.into_draft().unwrap(), full);
+            }
         }
     }
 
@@ -444,12 +457,9 @@ mod tests {
             json!([1]),
         ];
         for value in cases {
-            let raw = serde_json::value::to_raw_value(&value).unwrap();
-            assert_eq!(
-                ListedDraft::from_raw(raw).unwrap_err(),
-                Draft::from_value(value.clone()).unwrap_err(),
-                "{value}"
-            );
+            for listed in listed_both_ways(&value) {
+                assert_eq!(listed.unwrap_err(), Draft::from_value(value.clone()).unwrap_err(), "{value}");
+            }
         }
     }
 

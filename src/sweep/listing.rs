@@ -2,6 +2,7 @@
 //! need a diff kept in memory. Pure, like the rest of the diff.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 
 use super::{IdMap, id_hash};
 use crate::akua::model::ListedHead;
@@ -18,10 +19,12 @@ pub struct ListingCollector<T = ListedDraft> {
     /// [`id_hash`] of every listed id, with the `updated_at` of the copy that counts.
     /// Hashes instead of ids keep a 100k-draft listing to about 2 MiB here.
     seen: IdMap<Option<i64>>,
+    /// How many of the ids in `seen` the snapshot knows.
+    known: usize,
     /// Drafts that need a diff, in first-listed order; `None` where a fresher copy needed none.
     pending: Vec<Option<T>>,
-    /// Maps ids in `pending` to their position.
-    positions: HashMap<Box<str>, usize>,
+    /// Maps the [`id_hash`] of each draft in `pending` to its position.
+    positions: IdMap<usize>,
 }
 
 /// The parts of a listed draft that the collector reads.
@@ -63,7 +66,19 @@ impl Listed for ListedHead<'_> {
 
 impl<T> Default for ListingCollector<T> {
     fn default() -> Self {
-        ListingCollector { seen: IdMap::default(), pending: Vec::new(), positions: HashMap::new() }
+        ListingCollector::with_capacity(0)
+    }
+}
+
+impl<T> ListingCollector<T> {
+    /// Returns a collector with room for `drafts` distinct ids.
+    pub fn with_capacity(drafts: usize) -> Self {
+        ListingCollector {
+            seen: IdMap::with_capacity_and_hasher(drafts, Default::default()),
+            known: 0,
+            pending: Vec::new(),
+            positions: IdMap::default(),
+        }
     }
 }
 
@@ -76,20 +91,38 @@ impl<T: Listed> ListingCollector<T> {
     /// Takes one listed draft in another form, converting it with `keep` only when it is
     /// kept for a diff, so unchanged drafts are never copied.
     pub fn offer_with<L: Listed>(&mut self, draft: L, needs_diff: bool, keep: impl FnOnce(L) -> T) {
-        let updated_at = draft.updated_at();
-        let hash = id_hash(draft.id());
-        if let Some(counted) = self.seen.get(&hash)
-            && updated_at.unwrap_or(i64::MIN) < counted.unwrap_or(i64::MIN)
-        {
-            return;
-        }
-        self.seen.insert(hash, updated_at);
+        self.offer_hashed(id_hash(draft.id()), draft, false, needs_diff, keep);
+    }
 
-        match (self.positions.get(draft.id()).copied(), needs_diff) {
+    /// Takes one listed draft whose [`id_hash`] is `hash`, as [`Self::offer_with`] does.
+    /// `known` tells whether the snapshot has the draft, for [`Self::known_len`].
+    pub fn offer_hashed<L: Listed>(
+        &mut self,
+        hash: u64,
+        draft: L,
+        known: bool,
+        needs_diff: bool,
+        keep: impl FnOnce(L) -> T,
+    ) {
+        let updated_at = draft.updated_at();
+        match self.seen.entry(hash) {
+            Entry::Occupied(mut counted) => {
+                if updated_at.unwrap_or(i64::MIN) < counted.get().unwrap_or(i64::MIN) {
+                    return;
+                }
+                counted.insert(updated_at);
+            }
+            Entry::Vacant(slot) => {
+                slot.insert(updated_at);
+                self.known += usize::from(known);
+            }
+        }
+
+        match (self.positions.get(&hash).copied(), needs_diff) {
             (Some(position), true) => self.pending[position] = Some(keep(draft)),
             (Some(position), false) => self.pending[position] = None,
             (None, true) => {
-                self.positions.insert(draft.id().into(), self.pending.len());
+                self.positions.insert(hash, self.pending.len());
                 self.pending.push(Some(keep(draft)));
             }
             (None, false) => {}
@@ -109,6 +142,12 @@ impl<T: Listed> ListingCollector<T> {
     /// Counts distinct listed drafts.
     pub fn len(&self) -> usize {
         self.seen.len()
+    }
+
+    /// Counts distinct listed drafts that the snapshot knows, as told by
+    /// [`Self::offer_hashed`]. When it equals the number of known drafts, none is missing.
+    pub fn known_len(&self) -> usize {
+        self.known
     }
 
     pub fn is_empty(&self) -> bool {

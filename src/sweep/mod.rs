@@ -460,6 +460,18 @@ mod tests {
     }
 
     #[test]
+    fn collector_counts_known_drafts_once() {
+        let mut collector = ListingCollector::<Draft>::default();
+        let known = draft("a", "done", "1");
+        for _ in 0..2 {
+            collector.offer_hashed(id_hash("a"), known.clone(), true, false, |draft| draft);
+        }
+        collector.offer_hashed(id_hash("new"), draft("new", "done", "1"), false, true, |draft| draft);
+        assert_eq!(collector.len(), 2);
+        assert_eq!(collector.known_len(), 1, "a repeated id counts once and a new one not at all");
+    }
+
+    #[test]
     fn deduplicate_prefers_newer_copy() {
         let older =
             Draft::from_value(json!({"id": "a", "offer_id": "o", "status": "payment", "etag": "1", "updated_at": 10}))
