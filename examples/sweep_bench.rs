@@ -5,8 +5,9 @@
 //!
 //! Run it through `scripts/bench-sweep.sh`, which builds it and the binary in release mode.
 //! The simulated API runs in a child process, so its CPU and memory are not counted. CPU
-//! times come from `/usr/bin/time` for child processes and from `/proc/self/stat` (10 ms
-//! ticks) inside the warm process, so the tool runs on Linux only.
+//! times and peak memory come from `wait4` for child processes and from
+//! `CLOCK_PROCESS_CPUTIME_ID` and `/proc/self/status` inside the warm process, so the tool
+//! runs on Linux only.
 //!
 //! ```text
 //! sweep_bench [DRAFTS...]          # default 10000
@@ -23,8 +24,11 @@ use draftwatch::app::App;
 use draftwatch::clock::SystemClock;
 use draftwatch::sim::{DraftSpec, OfferSpec, SimApi, World};
 
-/// How many no-change sweeps the warm process averages over.
-const WARM_ROUNDS: u32 = 5;
+/// How many no-change sweeps the warm process makes; the median counts.
+const WARM_ROUNDS: usize = 5;
+
+/// How many times curl downloads the pages; the median counts.
+const FLOOR_ROUNDS: usize = 3;
 
 /// Statuses of the generated drafts, cycled; most drafts of a real offer have finished.
 const STATUSES: &[DraftStatus] = &[
@@ -109,36 +113,40 @@ fn bench(drafts: usize) -> anyhow::Result<()> {
             m.cpu / floor.cpu.max(0.001)
         );
     };
-    row("curl, same pages (floor)", floor);
+    row(&format!("curl, same pages (floor, median of {FLOOR_ROUNDS})"), floor);
     row("once, baseline", baseline);
     row("once, no change", once_still);
     row("once, 1% changed", once_changed);
-    row(&format!("warm sweep in run, no change (mean of {WARM_ROUNDS})"), warm_still);
+    row(&format!("warm sweep in run, no change (median of {WARM_ROUNDS})"), warm_still);
     row("warm sweep in run, 1% changed", warm_changed);
     sim.quit();
     Ok(())
 }
 
-/// Runs a command under `/usr/bin/time` and reads its wall time, CPU time and peak RSS.
+/// Runs a command and reads its wall time, and its CPU time and peak RSS from `wait4`.
 fn timed(command: &mut Command) -> anyhow::Result<Measure> {
-    let program = command.get_program().to_owned();
-    let args: Vec<_> = command.get_args().map(ToOwned::to_owned).collect();
-    let output = Command::new("/usr/bin/time")
-        .arg("-f")
-        .arg("BENCH %e %U %S %M")
-        .arg(program)
-        .args(args)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::null())
-        .output()?;
-    let stderr = String::from_utf8_lossy(&output.stderr);
-    let line = stderr
-        .lines()
-        .rev()
-        .find(|line| line.starts_with("BENCH "))
-        .ok_or_else(|| anyhow::anyhow!("/usr/bin/time printed no measurement; stderr: {stderr}"))?;
-    let fields: Vec<f64> = line[6..].split_whitespace().map(|field| field.parse().unwrap_or(0.0)).collect();
-    Ok(Measure { wall: fields[0], cpu: fields[1] + fields[2], max_rss_kib: fields[3] as u64, requests: 0 })
+    let started = Instant::now();
+    let child = command.env("RUST_LOG", "warn").stdout(Stdio::null()).stderr(Stdio::null()).spawn()?;
+    let pid = libc::pid_t::try_from(child.id())?;
+
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value, and `wait4` only writes to the two
+    // pointers, which point to live locals.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    let wall = started.elapsed().as_secs_f64();
+    anyhow::ensure!(waited == pid, "wait4 failed: {}", std::io::Error::last_os_error());
+    anyhow::ensure!(libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0, "{command:?} failed: status {status}");
+
+    let seconds = |time: libc::timeval| time.tv_sec as f64 + time.tv_usec as f64 / 1e6;
+    let cpu = seconds(usage.ru_utime) + seconds(usage.ru_stime);
+    Ok(Measure { wall, cpu, max_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0), requests: 0 })
+}
+
+/// Returns the run with the median CPU time.
+fn median(mut runs: Vec<Measure>) -> Measure {
+    runs.sort_by(|a, b| a.cpu.total_cmp(&b.cpu));
+    runs[runs.len() / 2]
 }
 
 /// Downloads every page with one curl process over one connection: the floor.
@@ -149,7 +157,8 @@ fn curl_pages(sim: &Sim, urls: &[String], dir: &Path) -> anyhow::Result<Measure>
         text.push_str(&format!("url = \"{url}\"\noutput = \"/dev/null\"\n"));
     }
     std::fs::write(&config, text)?;
-    let mut measure = timed(Command::new("curl").arg("--config").arg(&config))?;
+    let runs = (0..FLOOR_ROUNDS).map(|_| timed(Command::new("curl").arg("--config").arg(&config)));
+    let mut measure = median(runs.collect::<anyhow::Result<_>>()?);
     measure.requests = urls.len() as u64;
     Ok(measure)
 }
@@ -212,14 +221,10 @@ fn warm_runs(sim: &mut Sim, config: &Path, changes: usize) -> anyhow::Result<(Me
     };
 
     ask(sim, "sweep")?;
-    let mut still = Measure::default();
-    for _ in 0..WARM_ROUNDS {
-        let round = ask(sim, "sweep")?;
-        still.wall += round.wall / f64::from(WARM_ROUNDS);
-        still.cpu += round.cpu / f64::from(WARM_ROUNDS);
-        still.requests = round.requests;
-        still.max_rss_kib = round.max_rss_kib;
-    }
+    let rounds = (0..WARM_ROUNDS).map(|_| ask(sim, "sweep")).collect::<anyhow::Result<Vec<_>>>()?;
+    // The peak is a high-water mark, so the last round's is the peak of them all.
+    let peak = rounds.last().map_or(0, |round| round.max_rss_kib);
+    let still = Measure { max_rss_kib: peak, ..median(rounds) };
     sim.change(changes)?;
     let changed = ask(sim, "sweep")?;
     // Closing stdin ends the warm process.
@@ -252,17 +257,13 @@ fn warm(config: &Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Returns this process's user + system CPU seconds, at the kernel's tick resolution.
+/// Returns this process's user + system CPU seconds, all threads together.
 fn process_cpu() -> f64 {
-    let stat = std::fs::read_to_string("/proc/self/stat").unwrap_or_default();
-    // Fields after the command name, which is in parentheses and may contain spaces.
-    let after = stat.rsplit_once(')').map_or("", |(_, rest)| rest);
-    let fields: Vec<&str> = after.split_whitespace().collect();
-    let ticks = |index: usize| fields.get(index).and_then(|field| field.parse::<f64>().ok()).unwrap_or(0.0);
-    // utime and stime are fields 14 and 15 of the whole line, 12 and 13 after the name.
-    // N.B. the tick rate is assumed to be 100 per second, the value Linux reports to
-    // user space on common architectures.
-    (ticks(11) + ticks(12)) / 100.0
+    // SAFETY: an all-zero `timespec` is a valid value, and the call only writes to it.
+    let mut time: libc::timespec = unsafe { std::mem::zeroed() };
+    let result = unsafe { libc::clock_gettime(libc::CLOCK_PROCESS_CPUTIME_ID, &mut time) };
+    assert_eq!(result, 0, "CLOCK_PROCESS_CPUTIME_ID is always available on Linux");
+    time.tv_sec as f64 + time.tv_nsec as f64 / 1e9
 }
 
 fn peak_rss_kib() -> u64 {

@@ -30,8 +30,9 @@ pub const OFFER_CONCURRENCY: usize = 4;
 /// How long reading an install operation may delay the notification that needs it.
 pub const OPERATION_READ_TIMEOUT: Duration = Duration::from_secs(5);
 
-/// How many drafts are diffed and committed together; bounds a sweep's memory.
-const COMMIT_BATCH: usize = 500;
+/// How many drafts are diffed and committed together; bounds a sweep's memory. Each batch
+/// pages in the sled nodes of its drafts, so smaller batches let sled drop them sooner.
+const COMMIT_BATCH: usize = 100;
 
 /// How many drafts missing from a listing are read by id at the same time.
 const READ_CONCURRENCY: usize = 4;
@@ -265,10 +266,15 @@ impl Watcher {
         let mut work: Vec<Pending> = collector.into_pending().into_iter().map(Pending::Listed).collect();
         work.extend(removed.into_iter().map(Pending::Removed));
         let mut work = work.into_iter().peekable();
+        let mut committed = false;
         while work.peek().is_some() {
             let batch: Vec<Pending> = work.by_ref().take(COMMIT_BATCH).collect();
             let drafts = self.diff_batch(offer_id, batch, &cx, now_ms, sweep).await?;
-            self.store.commit_sweep(SweepCommit { offer_id: offer_id.to_owned(), drafts, offer_state: None })?;
+            self.store.commit(SweepCommit { offer_id: offer_id.to_owned(), drafts, offer_state: None })?;
+            committed = true;
+        }
+        if committed {
+            self.store.flush()?;
         }
 
         if offer_state.is_none() {
