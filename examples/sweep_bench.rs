@@ -94,6 +94,7 @@ fn bench(drafts: usize) -> anyhow::Result<()> {
 
     let config = write_config(&sim, dir.path())?;
     let baseline = sim.measured(|| timed(Command::new(&draftwatch).arg("--config").arg(&config).arg("once")))?;
+    let baseline_size = dir_size(&dir.path().join("state"))?;
     let once_still = sim.measured(|| timed(Command::new(&draftwatch).arg("--config").arg(&config).arg("once")))?;
     sim.change(drafts / 100)?;
     let once_changed = sim.measured(|| timed(Command::new(&draftwatch).arg("--config").arg(&config).arg("once")))?;
@@ -119,8 +120,26 @@ fn bench(drafts: usize) -> anyhow::Result<()> {
     row("once, 1% changed", once_changed);
     row(&format!("warm sweep in run, no change (median of {WARM_ROUNDS})"), warm_still);
     row("warm sweep in run, 1% changed", warm_changed);
+    let mib = |bytes: u64| bytes as f64 / 1024.0 / 1024.0;
+    let final_size = dir_size(&dir.path().join("state"))?;
+    println!(
+        "\nState directory: {:.0} MiB after the baseline, {:.0} MiB after all runs.",
+        mib(baseline_size),
+        mib(final_size)
+    );
     sim.quit();
     Ok(())
+}
+
+/// Returns the bytes of all files under `path`.
+fn dir_size(path: &Path) -> anyhow::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(path)? {
+        let entry = entry?;
+        let metadata = entry.metadata()?;
+        total += if metadata.is_dir() { dir_size(&entry.path())? } else { metadata.len() };
+    }
+    Ok(total)
 }
 
 /// Runs a command and reads its wall time, and its CPU time and peak RSS from `wait4`.

@@ -274,7 +274,7 @@ impl Watcher {
             committed = true;
         }
         if committed {
-            self.store.flush()?;
+            self.store.finish(offer_id)?;
         }
 
         if offer_state.is_none() {

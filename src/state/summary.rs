@@ -19,6 +19,8 @@
 //! | 1 | [`EntrySummary::status`] |
 //! | 1 | flags: 1 stuck announced, 2 has the draft object |
 
+use std::collections::BTreeMap;
+
 use crate::sweep::{EntrySummary, StatusCode};
 
 /// How many shards an offer's summaries are split into. Part of the stored format.
@@ -109,11 +111,11 @@ pub fn push_record(value: &mut Vec<u8>, id: &str, summary: &EntrySummary) {
 
 /// Returns `old` with `changes` applied: each id's record replaced by the given summary, or
 /// dropped for `None`.
-pub fn apply(old: &[u8], changes: &[(&str, Option<EntrySummary>)]) -> Result<Vec<u8>, ShardError> {
+pub fn apply(old: &[u8], changes: &BTreeMap<String, Option<EntrySummary>>) -> Result<Vec<u8>, ShardError> {
     let mut value = Vec::with_capacity(old.len() + changes.len() * 48);
     for record in records(old) {
         let (id, summary) = record?;
-        if !changes.iter().any(|(changed, _)| *changed == id) {
+        if !changes.contains_key(id) {
             push_record(&mut value, id, &summary);
         }
     }
@@ -155,7 +157,12 @@ mod tests {
         let mut old = Vec::new();
         push_record(&mut old, "odft_1", &summary("a", 1, false));
         push_record(&mut old, "odft_2", &summary("a", 1, false));
-        let new = apply(&old, &[("odft_2", None), ("odft_1", Some(summary("b", 2, false))), ("odft_3", None)]).unwrap();
+        let changes = BTreeMap::from([
+            ("odft_2".to_owned(), None),
+            ("odft_1".to_owned(), Some(summary("b", 2, false))),
+            ("odft_3".to_owned(), None),
+        ]);
+        let new = apply(&old, &changes).unwrap();
         let read: Vec<(&str, EntrySummary)> = records(&new).collect::<Result<_, _>>().unwrap();
         assert_eq!(read, [("odft_1", summary("b", 2, false))]);
     }

@@ -16,9 +16,10 @@ use crate::akua::{Draft, ListedDraft};
 /// unchanged offer costs little memory.
 #[derive(Debug)]
 pub struct ListingCollector<T = ListedDraft> {
-    /// [`id_hash`] of every listed id, with the `updated_at` of the copy that counts.
-    /// Hashes instead of ids keep a 100k-draft listing to about 2 MiB here.
-    seen: IdMap<Option<i64>>,
+    /// [`id_hash`] of every listed id, with the `updated_at` of the copy that counts, or
+    /// `i64::MIN` where it had none. Hashes instead of ids keep a 100k-draft listing to
+    /// about 2 MiB here.
+    seen: IdMap<i64>,
     /// How many of the ids in `seen` the snapshot knows.
     known: usize,
     /// Drafts that need a diff, in first-listed order; `None` where a fresher copy needed none.
@@ -104,10 +105,11 @@ impl<T: Listed> ListingCollector<T> {
         needs_diff: bool,
         keep: impl FnOnce(L) -> T,
     ) {
-        let updated_at = draft.updated_at();
+        // A missing `updated_at` is older than any.
+        let updated_at = draft.updated_at().unwrap_or(i64::MIN);
         match self.seen.entry(hash) {
             Entry::Occupied(mut counted) => {
-                if updated_at.unwrap_or(i64::MIN) < counted.get().unwrap_or(i64::MIN) {
+                if updated_at < *counted.get() {
                     return;
                 }
                 counted.insert(updated_at);
