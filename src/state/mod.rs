@@ -48,7 +48,8 @@ pub use outbox::{EntryState, OutboxEntry};
 /// The layout this build reads and writes. Raise it with every incompatible change, and
 /// teach [`Store::open`] to migrate from the older number.
 ///
-/// 2 added the `summaries` tree; [`Store::open`] builds it for a state of format 1.
+/// Format 2 added the `summaries` tree and moved draft objects into the entry rows.
+/// [`Store::open`] migrates a state of format 1.
 pub const FORMAT_VERSION: u32 = 2;
 
 /// How many drafts one transaction writes. A large baseline is written in several
@@ -114,7 +115,7 @@ pub struct OfferState {
 /// [`serde_json::Value`] to read an entry, [`IgnoredAny`] to read only its summary.
 ///
 /// Format 1 kept draft objects in a tree of their own and marked the rows that had one
-/// with `has_draft`; rows older still have neither field.
+/// with `has_draft`. Rows older still have neither field.
 #[derive(Deserialize)]
 struct EntryRow<D> {
     etag: String,
@@ -218,8 +219,8 @@ pub struct Store {
     path: PathBuf,
     db: sled::Db,
     drafts: sled::Tree,
-    /// Holds the summaries of the entries in `drafts`, except for the changes in
-    /// `unsaved`; where those were lost in a crash, `meta` marks the offer stale.
+    /// Contains the summaries of the entries in `drafts`, except for the changes in
+    /// `unsaved`. Where a crash lost those, `meta` marks the offer stale.
     summaries: sled::Tree,
     meta: sled::Tree,
     offers: sled::Tree,
@@ -287,7 +288,7 @@ impl Store {
     }
 
     /// Migrates a state of format 1: moves each draft object from `draft_objects` into its
-    /// row, then builds the `summaries` tree. It reads every entry, so it runs once; a crash
+    /// row, then builds the `summaries` tree. It reads every entry, so it runs once. A crash
     /// before the new format number is written makes the next open run it again, which
     /// finds the objects already moved.
     fn migrate_from_format_1(&self) -> Result<(), StoreError> {

@@ -20,7 +20,7 @@ pub struct ListingCollector<T = ListedDraft> {
     /// `i64::MIN` where it had none. Hashes instead of ids keep a 100k-draft listing to
     /// about 2 MiB here.
     seen: IdMap<i64>,
-    /// How many of the ids in `seen` the snapshot knows.
+    /// How many of the ids in `seen` have a snapshot entry.
     known: usize,
     /// Drafts that need a diff, in first-listed order; `None` where a fresher copy needed none.
     pending: Vec<Option<T>>,
@@ -96,7 +96,7 @@ impl<T: Listed> ListingCollector<T> {
     }
 
     /// Takes one listed draft whose [`id_hash`] is `hash`, as [`Self::offer_with`] does.
-    /// `known` tells whether the snapshot has the draft, for [`Self::known_len`].
+    /// `known` is whether the snapshot has an entry for the draft, for [`Self::known_len`].
     pub fn offer_hashed<L: Listed>(
         &mut self,
         hash: u64,
@@ -146,8 +146,8 @@ impl<T: Listed> ListingCollector<T> {
         self.seen.len()
     }
 
-    /// Counts distinct listed drafts that the snapshot knows, as told by
-    /// [`Self::offer_hashed`]. When it equals the number of known drafts, none is missing.
+    /// Counts distinct listed drafts that have a snapshot entry, as passed to
+    /// [`Self::offer_hashed`]. When it equals the number of entries, none is missing.
     pub fn known_len(&self) -> usize {
         self.known
     }
