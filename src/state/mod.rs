@@ -181,7 +181,7 @@ impl<D> EntryRow<D> {
         EntrySummary {
             state_hash: crate::sweep::state_hash(&self.status, &self.etag),
             status: crate::sweep::StatusCode::of(&self.status),
-            status_since: self.status_since,
+            status_since: crate::sweep::since_seconds(self.status_since),
             stuck_announced: self.stuck_announced,
             has_draft: self.draft.is_some(),
         }

@@ -21,7 +21,7 @@
 
 use std::collections::BTreeMap;
 
-use crate::sweep::{EntrySummary, StatusCode};
+use crate::sweep::{EntrySummary, StatusCode, since_seconds};
 
 /// How many shards an offer's summaries are split into. Part of the stored format.
 pub const SHARDS: u16 = 1024;
@@ -83,7 +83,7 @@ fn read_record(value: &[u8], offset: usize) -> Result<(usize, &str, EntrySummary
     let fixed = take(offset + 2 + length, 18)?;
     let summary = EntrySummary {
         state_hash: u64::from_le_bytes(fixed[0..8].try_into().expect("8 bytes")),
-        status_since: i64::from_le_bytes(fixed[8..16].try_into().expect("8 bytes")),
+        status_since: since_seconds(i64::from_le_bytes(fixed[8..16].try_into().expect("8 bytes"))),
         status: StatusCode::from_byte(fixed[16]),
         stuck_announced: fixed[17] & STUCK_ANNOUNCED != 0,
         has_draft: fixed[17] & HAS_DRAFT != 0,
@@ -102,7 +102,7 @@ pub fn push_record(value: &mut Vec<u8>, id: &str, summary: &EntrySummary) {
     value.extend_from_slice(&(length as u16).to_le_bytes());
     value.extend_from_slice(&id.as_bytes()[..length]);
     value.extend_from_slice(&summary.state_hash.to_le_bytes());
-    value.extend_from_slice(&summary.status_since.to_le_bytes());
+    value.extend_from_slice(&i64::from(summary.status_since).to_le_bytes());
     value.push(summary.status.as_byte());
     let flags =
         if summary.stuck_announced { STUCK_ANNOUNCED } else { 0 } | if summary.has_draft { HAS_DRAFT } else { 0 };
@@ -133,7 +133,7 @@ mod tests {
     use crate::akua::DraftStatus;
     use crate::sweep::{id_hash, state_hash};
 
-    fn summary(etag: &str, since: i64, stuck_announced: bool) -> EntrySummary {
+    fn summary(etag: &str, since: u32, stuck_announced: bool) -> EntrySummary {
         EntrySummary {
             state_hash: state_hash(&DraftStatus::Configure, etag),
             status_since: since,
@@ -146,10 +146,10 @@ mod tests {
     #[test]
     fn shard_records_round_trip() {
         let mut value = Vec::new();
-        push_record(&mut value, "odft_1", &summary("a", -5, true));
-        push_record(&mut value, "odft_é", &summary("b", i64::MAX, false));
+        push_record(&mut value, "odft_1", &summary("a", 0, true));
+        push_record(&mut value, "odft_é", &summary("b", u32::MAX, false));
         let read: Vec<(&str, EntrySummary)> = records(&value).collect::<Result<_, _>>().unwrap();
-        assert_eq!(read, [("odft_1", summary("a", -5, true)), ("odft_é", summary("b", i64::MAX, false))]);
+        assert_eq!(read, [("odft_1", summary("a", 0, true)), ("odft_é", summary("b", u32::MAX, false))]);
     }
 
     #[test]

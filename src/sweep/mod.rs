@@ -19,7 +19,7 @@ mod summary;
 
 pub use fields::{TRACKED_FIELDS, changed_fields, new_install_failure};
 pub use listing::{Listed, ListingCollector, deduplicate};
-pub use summary::{EntrySummary, IdMap, StatusCode, id_hash, state_hash};
+pub use summary::{EntrySummary, IdMap, StatusCode, id_hash, since_seconds, state_hash};
 
 /// The snapshot's record of one draft.
 ///

@@ -13,13 +13,16 @@ use super::{DiffContext, SnapshotEntry, stuck_due_at};
 use crate::akua::DraftStatus;
 
 /// The part of a snapshot entry that decides whether a listed draft needs a diff at all.
-/// 24 bytes, so 100,000 of them take a few MiB.
+/// 16 bytes, so that 100,000 of them with their keys fit in about 3 MiB.
+///
+/// A summary may only err towards "changed": a draft it calls changed is diffed against
+/// its full entry, which decides, while one it calls unchanged is skipped.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct EntrySummary {
     /// [`state_hash`] of the entry's status and etag.
     pub state_hash: u64,
-    /// As in [`SnapshotEntry::status_since`].
-    pub status_since: i64,
+    /// [`SnapshotEntry::status_since`] by [`since_seconds`].
+    pub status_since: u32,
     pub status: StatusCode,
     pub stuck_announced: bool,
     /// Whether the entry keeps the draft object (entries from older builds do not).
@@ -30,7 +33,7 @@ impl EntrySummary {
     pub fn of(entry: &SnapshotEntry) -> EntrySummary {
         EntrySummary {
             state_hash: state_hash(&entry.status, &entry.etag),
-            status_since: entry.status_since,
+            status_since: since_seconds(entry.status_since),
             status: StatusCode::of(&entry.status),
             stuck_announced: entry.stuck_announced,
             has_draft: entry.draft.is_some(),
@@ -42,8 +45,14 @@ impl EntrySummary {
     pub fn is_unchanged(&self, status: &DraftStatus, etag: &str, cx: &DiffContext<'_>) -> bool {
         self.has_draft
             && self.state_hash == state_hash(status, etag)
-            && !stuck_due_at(status, self.status_since, self.stuck_announced, cx)
+            && !stuck_due_at(status, i64::from(self.status_since), self.stuck_announced, cx)
     }
+}
+
+/// Narrows a unix time in seconds to 32 bits. A time outside 1970 to 2106 becomes 0, the
+/// earliest, which makes a stay look long: a stuck check then reads the full entry.
+pub fn since_seconds(unix_seconds: i64) -> u32 {
+    u32::try_from(unix_seconds).unwrap_or(0)
 }
 
 /// A draft status in one byte: its position in [`DraftStatus::KNOWN`], or [`StatusCode::OTHER`]
@@ -130,6 +139,8 @@ impl Hasher for IdHasher {
 
 #[cfg(test)]
 mod tests {
+    use std::collections::BTreeMap;
+
     use super::*;
 
     #[test]
@@ -153,6 +164,38 @@ mod tests {
         assert_ne!(state_hash(&done, "e1"), state_hash(&done, "e2"));
         assert_ne!(state_hash(&done, "e1"), state_hash(&DraftStatus::Install, "e1"));
         assert_ne!(state_hash(&DraftStatus::parse("a"), "b"), state_hash(&DraftStatus::parse("ab"), ""));
+    }
+
+    #[test]
+    fn summary_is_sixteen_bytes() {
+        assert_eq!(std::mem::size_of::<EntrySummary>(), 16);
+    }
+
+    #[test]
+    fn since_outside_range_reads_as_earliest() {
+        assert_eq!(since_seconds(1_764_000_000), 1_764_000_000);
+        assert_eq!(since_seconds(-5), 0);
+        assert_eq!(since_seconds(i64::from(u32::MAX) + 1), 0);
+    }
+
+    /// A summary whose stay start was out of range reports a stuck draft as changed.
+    #[test]
+    fn out_of_range_since_errs_towards_changed() {
+        let stuck = BTreeMap::from([(DraftStatus::Configure, std::time::Duration::from_secs(60))]);
+        let cx = DiffContext { now: 1_000, announce_new: true, stuck: &stuck };
+        let mut entry = SnapshotEntry {
+            etag: "e".into(),
+            status: DraftStatus::Configure,
+            termination_reason: None,
+            offer_id: "o".into(),
+            first_seen: 0,
+            status_since: -1,
+            stuck_announced: false,
+            draft: Some(serde_json::json!({})),
+        };
+        assert!(!EntrySummary::of(&entry).is_unchanged(&DraftStatus::Configure, "e", &cx));
+        entry.status_since = 990;
+        assert!(EntrySummary::of(&entry).is_unchanged(&DraftStatus::Configure, "e", &cx));
     }
 
     /// The hashes are stored; these values pin them.
