@@ -253,7 +253,11 @@ impl<'a> ListedHead<'a> {
                 id: Cow::Borrowed(id),
                 status: DraftStatus::parse(status),
                 etag: spans.etag.map_or(Cow::Borrowed(""), etag_text),
-                updated_at: spans.updated_at.and_then(|text| text.parse().ok()).map(normalize_unix_seconds),
+                // N.B. not `str::parse`, which reads `-0` as 0 where serde_json sees a float.
+                updated_at: spans
+                    .updated_at
+                    .and_then(|text| serde_json::from_str::<i64>(text).ok())
+                    .map(normalize_unix_seconds),
                 raw: item.text,
             });
         }
@@ -446,6 +450,22 @@ mod tests {
                 );
                 assert_eq!(listed.into_draft().unwrap(), full);
             }
+        }
+    }
+
+    /// Numbers whose spelling `str::parse` and serde_json read differently.
+    #[test]
+    fn listed_head_reads_numbers_like_serde() {
+        for number in ["-0", "0", "-1", "1e5", "1.0", "1764000000123", "18446744073709551616"] {
+            let item = format!(
+                r#"{{"id": "odft_1", "offer_id": "o", "status": "done", "etag": {number}, "updated_at": {number}}}"#
+            );
+            let page = format!(r#"{{"data": [{item}]}}"#);
+            let scanned = crate::akua::scan::scan_page(&page).expect("a valid page is scanned");
+            let listed = ListedHead::from_scanned(scanned.items[0]).unwrap();
+            let full = Draft::from_value(serde_json::from_str(&item).unwrap()).unwrap();
+            assert_eq!(listed.updated_at, full.updated_at, "updated_at {number}");
+            assert_eq!(listed.etag, full.etag, "etag {number}");
         }
     }
 

@@ -77,14 +77,14 @@ pub fn scan_page(page: &str) -> Option<ScannedPage<'_>> {
                 }
                 b"has_more" | b"next_cursor" | b"data" => {
                     let slot = if key == b"has_more" { &mut scanned.has_more } else { &mut scanned.next_cursor };
-                    let end = value_end(bytes, value_start)?.0;
+                    let end = value_end(bytes, value_start, 1)?.0;
                     if key == b"data" || slot.is_some() {
                         return None;
                     }
                     *slot = Some(page.get(value_start..end)?);
                     end
                 }
-                _ => value_end(bytes, value_start)?.0,
+                _ => value_end(bytes, value_start, 1)?.0,
             };
 
             at = skip_whitespace(bytes, value_end);
@@ -115,7 +115,7 @@ fn scan_items<'a>(page: &'a str, start: usize, items: &mut Vec<ScannedItem<'a>>)
     loop {
         let (end, head) = match bytes.get(at)? {
             b'{' => object_head(page, at)?,
-            _ => (value_end(bytes, at)?.0, None),
+            _ => (value_end(bytes, at, 2)?.0, None),
         };
         items.push(ScannedItem { text: page.get(at..end)?, head });
 
@@ -156,7 +156,7 @@ fn object_head(page: &str, start: usize) -> Option<(usize, Option<HeadSpans<'_>>
 
     loop {
         let (key, value_start, key_escaped) = member_key(bytes, at)?;
-        let (value_end, escaped) = value_end(bytes, value_start)?;
+        let (value_end, escaped) = value_end(bytes, value_start, 3)?;
         let value = page.get(value_start..value_end)?;
         usual &= !key_escaped;
 
@@ -184,6 +184,10 @@ fn object_head(page: &str, start: usize) -> Option<(usize, Option<HeadSpans<'_>>
         }
     }
 }
+
+/// How deep a page may nest objects and arrays: serde_json rejects a page nested 128 deep
+/// (its recursion limit), and the scanner leaves such a page to it.
+const MAX_DEPTH: u32 = 127;
 
 fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
     while let Some(b' ' | b'\t' | b'\n' | b'\r') = bytes.get(at) {
@@ -232,12 +236,12 @@ fn quote_or_backslash(bytes: &[u8]) -> Option<usize> {
     chunks.remainder().iter().position(|byte| matches!(byte, b'"' | b'\\')).map(|found| offset + found)
 }
 
-/// Returns the position just past the value that starts at `start`, and whether it is a
-/// string with an escape.
-fn value_end(bytes: &[u8], start: usize) -> Option<(usize, bool)> {
+/// Returns the position just past the value that starts at `start`, inside `outer` open
+/// objects and arrays, and whether it is a string with an escape.
+fn value_end(bytes: &[u8], start: usize, outer: u32) -> Option<(usize, bool)> {
     match bytes.get(start)? {
         b'"' => string_end(bytes, start),
-        b'{' | b'[' => container_end(bytes, start).map(|end| (end, false)),
+        b'{' | b'[' => container_end(bytes, start, outer).map(|end| (end, false)),
         _ => {
             let length = bytes[start..]
                 .iter()
@@ -248,9 +252,13 @@ fn value_end(bytes: &[u8], start: usize) -> Option<(usize, bool)> {
     }
 }
 
-/// Returns the position just past the object or array that starts at `start`.
-fn container_end(bytes: &[u8], start: usize) -> Option<usize> {
-    let mut depth = 0usize;
+/// Returns the position just past the object or array that starts at `start`, inside
+/// `outer` open objects and arrays, or `None` when a bracket closes a container of the
+/// other kind or the page nests deeper than [`MAX_DEPTH`].
+fn container_end(bytes: &[u8], start: usize, outer: u32) -> Option<usize> {
+    // Bit `depth - 1` is set where the open container at that depth is an object.
+    let mut objects = 0u128;
+    let mut depth = 0u32;
     let mut at = start;
     while let Some(byte) = bytes.get(at) {
         match byte {
@@ -258,9 +266,18 @@ fn container_end(bytes: &[u8], start: usize) -> Option<usize> {
                 at = string_end(bytes, at)?.0;
                 continue;
             }
-            b'{' | b'[' => depth += 1,
+            b'{' | b'[' => {
+                if outer + depth == MAX_DEPTH {
+                    return None;
+                }
+                objects = objects & !(1 << depth) | u128::from(*byte == b'{') << depth;
+                depth += 1;
+            }
             b'}' | b']' => {
                 depth -= 1;
+                if (objects >> depth & 1 == 1) != (*byte == b'}') {
+                    return None;
+                }
                 if depth == 0 {
                     return Some(at + 1);
                 }
@@ -473,6 +490,63 @@ mod tests {
         assert_eq!(heads, [Some(HeadSpans { id: Some("a"), ..HeadSpans::default() }), None, None, None]);
         assert_eq!(scanned.items[1].text, "5");
         assert_eq!(scanned.has_more, Some("false"));
+    }
+
+    #[test]
+    fn scan_page_rejects_mismatched_brackets() {
+        for page in [
+            r#"{"data": [{"id": "a", "offer_id": "o", "status": "done", "x": {"y": [1}]}]}"#,
+            r#"{"data": [{"id": "a", "offer_id": "o", "status": "done", "x": [{]}]}"#,
+            r#"{"data": [[1}], "has_more": false}"#,
+            r#"{"data": [], "extra": {"a": [}]}"#,
+        ] {
+            assert!(serde_json::from_str::<Value>(page).is_err(), "{page}");
+            assert_eq!(scan_page(page), None, "{page}");
+        }
+    }
+
+    #[test]
+    fn scan_page_leaves_deep_nesting_to_serde() {
+        for depth in 120..132 {
+            let nested = format!("{}{}", "[".repeat(depth), "]".repeat(depth));
+            for page in [
+                format!(r#"{{"data": [{{"id": "a", "offer_id": "o", "status": "done", "x": {nested}}}]}}"#),
+                format!(r#"{{"data": [{nested}]}}"#),
+                format!(r#"{{"extra": {nested}, "data": []}}"#),
+            ] {
+                let parsed = serde_json::from_str::<Value>(&page);
+                assert_eq!(scan_page(&page).is_some(), parsed.is_ok(), "depth {depth}: {page}");
+            }
+        }
+    }
+
+    #[test]
+    fn scan_page_reads_spaced_text() {
+        let page = " \r\n{ \"data\"\t:\n[ \"{\\\"id\\\": [}\" , { \"id\" :\"\u{e9}\u{1f600}\" ,\"offer_id\"\n:\"o\",\
+            \"status\":\"done\" , \"etag\" : -0 , \"updated_at\" :\t1e5, \"n\": [[], {}, [{}], \"\\\\\"] } ,\r\n[ ] , {} ] ,\
+            \"has_more\" : false , \"next_cursor\" : null } \n";
+        let parsed: Value = serde_json::from_str(page).unwrap();
+        let scanned = scan_page(page).expect("a valid page is scanned");
+
+        let items: Vec<Value> = scanned.items.iter().map(|item| serde_json::from_str(item.text).unwrap()).collect();
+        assert_eq!(Value::from(items), parsed["data"]);
+        assert_eq!(scanned.items[0].head, None, "a string item has no head");
+        let head = scanned.items[1].head.expect("a plain draft has a head");
+        assert_eq!(head.id, Some("\u{e9}\u{1f600}"));
+        assert_eq!(head.etag, Some("-0"));
+        assert_eq!(head.updated_at, Some("1e5"));
+        assert_eq!(scanned.items[3].head, Some(HeadSpans::default()));
+        assert_eq!((scanned.has_more, scanned.next_cursor), (Some("false"), Some("null")));
+    }
+
+    proptest! {
+        /// The word-at-a-time search finds the same byte as a plain one.
+        #[test]
+        fn quote_search_agrees_with_plain(text in "[a-z\"\\\\\u{e9}\u{80}-\u{ff}]{0,40}") {
+            let bytes = text.as_bytes();
+            let plain = bytes.iter().position(|byte| matches!(byte, b'"' | b'\\'));
+            prop_assert_eq!(quote_or_backslash(bytes), plain);
+        }
     }
 
     #[test]

@@ -412,19 +412,26 @@ impl Store {
 
         let wanted: IdMap<()> = hashes.iter().map(|hash| (*hash, ())).collect();
         let mut ids = Vec::with_capacity(hashes.len());
-        // Drafts committed since the last finish are not in `summaries` yet.
+        // Drafts committed since the last finish, added or removed, are not in `summaries`
+        // yet: what `unsaved` records for them overrides the shards.
+        let mut overridden = Vec::new();
         let unsaved = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for (draft_id, summary) in unsaved.get(offer_id).into_iter().flat_map(|shards| shards.values().flatten()) {
-            if summary.is_some() && wanted.contains_key(&id_hash(draft_id)) {
+            if !wanted.contains_key(&id_hash(draft_id)) {
+                continue;
+            }
+            if summary.is_some() {
                 ids.push(draft_id.clone());
             }
+            overridden.push(draft_id.clone());
         }
         drop(unsaved);
+
         for shard in shards {
             let Some(value) = self.summaries.get(summary::shard_key(offer_id, shard))? else { continue };
             for record in summary::records(&value) {
                 let (draft_id, _) = record.map_err(corrupt)?;
-                if wanted.contains_key(&id_hash(draft_id)) && !ids.iter().any(|id| id == draft_id) {
+                if wanted.contains_key(&id_hash(draft_id)) && !overridden.iter().any(|id| id == draft_id) {
                     ids.push(draft_id.to_owned());
                 }
             }
@@ -464,7 +471,8 @@ impl Store {
     }
 
     /// Writes the summaries that commits of `offer_id` changed, clears its stale mark and
-    /// flushes everything to disk.
+    /// flushes everything to disk. An unreadable shard makes it rebuild the offer's
+    /// summaries from the entries instead.
     pub fn finish(&self, offer_id: &str) -> Result<(), StoreError> {
         let changes = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(offer_id);
         if let Some(changes) = changes {
@@ -483,11 +491,34 @@ impl Store {
                     meta.remove(stale_key(offer_id))?;
                     Ok::<(), ConflictableTransactionError<summary::ShardError>>(())
                 });
-            // N.B. on failure the changes are dropped but the stale mark stays, so the next
-            // load rebuilds the summaries from the entries.
-            result.map_err(|error| transaction_error(offer_id, error))?;
+            match result {
+                Ok(()) => {}
+                // The entries contain every committed change, so a rebuild loses none.
+                Err(TransactionError::Abort(error)) => {
+                    tracing::warn!(offer_id, error = %error, "draft summaries are unreadable; rebuilding them");
+                    self.rebuild_offer_summaries(offer_id)?;
+                }
+                // Kept for the next finish, which clears the stale mark and so must write them.
+                Err(TransactionError::Storage(error)) => {
+                    self.restore_unsaved(offer_id, changes);
+                    return Err(StoreError::Sled(error));
+                }
+            }
         }
         self.flush()
+    }
+
+    /// Puts back summary changes that [`Store::finish`] failed to write, under any change
+    /// recorded for the same draft since.
+    fn restore_unsaved(&self, offer_id: &str, changes: ShardChanges) {
+        let mut unsaved = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let offer = unsaved.entry(offer_id.to_owned()).or_default();
+        for (shard, drafts) in changes {
+            let recorded = offer.entry(shard).or_default();
+            for (draft_id, summary) in drafts {
+                recorded.entry(draft_id).or_insert(summary);
+            }
+        }
     }
 
     /// Stores one offer's sweep, or part of it, without flushing. [`Store::finish`] must
@@ -705,6 +736,59 @@ mod tests {
         assert_eq!(store.draft_ids("offer_1", &[id_hash("odft_2")]).unwrap(), ["odft_2"]);
     }
 
+    fn remove_one(store: &Store, draft_id: &str) {
+        let drop = DraftCommit { draft_id: draft_id.into(), entry: None, notifications: vec![] };
+        store.commit(SweepCommit { offer_id: "offer_1".into(), drafts: vec![drop], offer_state: None }).unwrap();
+    }
+
+    #[test]
+    fn draft_ids_skip_unsaved_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit_one(&store, "odft_1", "1");
+        commit_one(&store, "odft_2", "1");
+        store.finish("offer_1").unwrap();
+
+        remove_one(&store, "odft_1");
+        let wanted = [id_hash("odft_1"), id_hash("odft_2")];
+        assert_eq!(store.draft_ids("offer_1", &wanted).unwrap(), ["odft_2"], "a removal before finish counts");
+
+        commit_one(&store, "odft_1", "2");
+        let mut found = store.draft_ids("offer_1", &wanted).unwrap();
+        found.sort();
+        assert_eq!(found, ["odft_1", "odft_2"], "a draft added back is found once");
+
+        remove_one(&store, "odft_1");
+        store.finish("offer_1").unwrap();
+        assert_eq!(store.draft_ids("offer_1", &wanted).unwrap(), ["odft_2"], "the finished removal counts");
+    }
+
+    #[test]
+    fn finish_repairs_corrupt_shard() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit_one(&store, "odft_1", "1");
+            store.finish("offer_1").unwrap();
+            let shard = summary::shard_key("offer_1", summary::shard_of(id_hash("odft_1")));
+            store.summaries.insert(shard, &[0xff][..]).unwrap();
+
+            commit_one(&store, "odft_1", "2");
+            commit_one(&store, "odft_2", "1");
+            store.finish("offer_1").expect("finish rebuilds unreadable summaries");
+            assert!(!store.meta.contains_key(stale_key("offer_1")).unwrap());
+            let mut found = store.draft_ids("offer_1", &[id_hash("odft_1"), id_hash("odft_2")]).unwrap();
+            found.sort();
+            assert_eq!(found, ["odft_1", "odft_2"], "no committed draft is lost from the summaries");
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+        assert_eq!(index.len(), 2);
+        assert_eq!(index[&id_hash("odft_1")], EntrySummary::of(&snapshot(DraftStatus::Payment, "2")));
+        assert_eq!(index[&id_hash("odft_2")], EntrySummary::of(&snapshot(DraftStatus::Payment, "1")));
+    }
+
     #[test]
     fn finished_summaries_load_without_rebuild() {
         let dir = tempfile::tempdir().unwrap();
@@ -857,6 +941,64 @@ mod tests {
         assert!(!store.db.tree_names().iter().any(|name| name == b"draft_objects"), "the old tree is gone");
         let meta = store.db.open_tree("meta").unwrap();
         assert_eq!(meta.get("format_version").unwrap().unwrap().as_ref(), FORMAT_VERSION.to_be_bytes());
+    }
+
+    /// A format 1 migration that stopped part-way: one object already moved into its row,
+    /// one still in `draft_objects`, and the format number not yet raised.
+    #[test]
+    fn migration_resumes_after_interruption() {
+        let dir = tempfile::tempdir().unwrap();
+        let moved_object = json!({"id": "odft_1", "status": "done"});
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let mut moved = snapshot(DraftStatus::Done, "e1");
+            moved.draft = Some(moved_object.clone());
+            store.drafts.insert(draft_key("offer_1", "odft_1"), encode_entry(&moved)).unwrap();
+            let waiting = br#"{"etag":"e2","status":"payment","termination_reason":null,"offer_id":"offer_1","first_seen":5,"status_since":8,"has_draft":true}"#;
+            store.drafts.insert(draft_key("offer_1", "odft_2"), &waiting[..]).unwrap();
+            let objects = store.db.open_tree("draft_objects").unwrap();
+            objects.insert(draft_key("offer_1", "odft_2"), &br#"{"id":"odft_2"}"#[..]).unwrap();
+            store.summaries.clear().unwrap();
+            store.meta.insert("format_version", &1u32.to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+
+        for _ in 0..2 {
+            let store = Store::open(dir.path()).unwrap();
+            let first = store.snapshot("offer_1", "odft_1").unwrap().unwrap();
+            assert_eq!(first.draft, Some(moved_object.clone()), "a moved object stays");
+            let second = store.snapshot("offer_1", "odft_2").unwrap().unwrap();
+            assert_eq!(second.draft, Some(json!({"id": "odft_2"})), "the remaining object moves");
+            let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+            assert_eq!(index.len(), 2);
+            assert!(index.values().all(|summary| summary.has_draft));
+            // The next open finds format 2 and nothing left to move; rolling the number back
+            // runs the migration again over rows that are all moved.
+            store.meta.insert("format_version", &1u32.to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+    }
+
+    #[test]
+    fn summaries_rebuilt_after_unfinished_removal() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit_one(&store, "odft_1", "1");
+            commit_one(&store, "odft_2", "1");
+            store.finish("offer_1").unwrap();
+            remove_one(&store, "odft_1");
+            remove_one(&store, "odft_2");
+            commit_one(&store, "odft_2", "2");
+            // A crash here: the removals are on disk, the shards still list both drafts.
+            store.flush().unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+        assert_eq!(index.len(), 1);
+        assert_eq!(index[&id_hash("odft_2")], EntrySummary::of(&snapshot(DraftStatus::Payment, "2")));
+        assert_eq!(store.draft_ids("offer_1", &[id_hash("odft_1"), id_hash("odft_2")]).unwrap(), ["odft_2"]);
     }
 
     #[test]

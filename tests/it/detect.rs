@@ -213,6 +213,37 @@ async fn stale_cursor_restarts_once() {
     assert_eq!(sweep.failed.len(), 1, "a second refusal fails the offer: {sweep:?}");
 }
 
+/// A draft listed before a rejected cursor and gone from the restarted listing must still
+/// be looked up, though the two attempts together listed every known draft.
+#[tokio::test(flavor = "multi_thread")]
+async fn restarted_listing_finds_removed_draft() {
+    let harness = Harness::start().await;
+    let kept = harness.add_draft(DraftStatus::Payment, "c@example.com");
+    let gone = harness.add_draft(DraftStatus::Payment, "c@example.com");
+    harness.add_draft(DraftStatus::Payment, "c@example.com");
+    let app = build_app(&harness, ALL_EVENTS, Arc::new(SystemClock));
+    cycle(&app).await;
+
+    let first_page = harness.sim.with_world(|world| {
+        let data = [world.draft(&gone).unwrap().clone(), world.draft(&kept).unwrap().clone()];
+        json!({"data": data, "has_more": true, "next_cursor": "rejected-cursor"})
+    });
+    harness.sim.with_world(|world| {
+        world.remove(&gone).unwrap();
+        world.inject(Fault::new(Endpoint::ListDrafts, 200).with_json(first_page));
+    });
+    let sweep = cycle(&app).await;
+
+    assert_eq!(sweep.restarts, 1, "{sweep:?}");
+    assert_eq!(sweep.removed, 1, "{sweep:?}");
+    assert_eq!(sweep.drafts, 2, "only the restarted listing counts");
+    assert_eq!(app.store.snapshot(&harness.offer, &gone).unwrap(), None);
+    let bodies = hooks(&harness);
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert_eq!(bodies[0]["type"], "order_draft.removed");
+    assert_eq!(bodies[0]["data"]["draft"]["id"], gone.as_str());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn stuck_once_per_stay_across_restarts() {
     let harness = Harness::start().await;
