@@ -253,11 +253,7 @@ impl<'a> ListedHead<'a> {
                 id: Cow::Borrowed(id),
                 status: DraftStatus::parse(status),
                 etag: spans.etag.map_or(Cow::Borrowed(""), etag_text),
-                // N.B. not `str::parse`, which reads `-0` as 0 where serde_json sees a float.
-                updated_at: spans
-                    .updated_at
-                    .and_then(|text| serde_json::from_str::<i64>(text).ok())
-                    .map(normalize_unix_seconds),
+                updated_at: spans.updated_at.and_then(unix_time).map(normalize_unix_seconds),
                 raw: item.text,
             });
         }
@@ -311,6 +307,17 @@ impl<'a> ListedHead<'a> {
             updated_at: self.updated_at,
             raw: self.raw.into(),
         }
+    }
+}
+
+/// Reads an `updated_at` the way serde_json reads an `i64`: plain digits directly, and
+/// anything else through serde_json, since `str::parse` reads `-0` as 0 where serde_json
+/// sees a float.
+fn unix_time(text: &str) -> Option<i64> {
+    let plain = text.bytes().all(|byte| byte.is_ascii_digit()) && (text.len() == 1 || !text.starts_with('0'));
+    match plain && !text.is_empty() {
+        true => text.parse().ok(),
+        false => serde_json::from_str(text).ok(),
     }
 }
 
@@ -456,7 +463,17 @@ mod tests {
     /// Numbers whose spelling `str::parse` and serde_json read differently.
     #[test]
     fn listed_head_reads_numbers_like_serde() {
-        for number in ["-0", "0", "-1", "1e5", "1.0", "1764000000123", "18446744073709551616"] {
+        for number in [
+            "-0",
+            "0",
+            "-1",
+            "1e5",
+            "1.0",
+            "1764000000123",
+            "9223372036854775807",
+            "9223372036854775808",
+            "18446744073709551616",
+        ] {
             let item = format!(
                 r#"{{"id": "odft_1", "offer_id": "o", "status": "done", "etag": {number}, "updated_at": {number}}}"#
             );

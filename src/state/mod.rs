@@ -279,7 +279,10 @@ impl Store {
             db,
             _lock: lock,
         };
-        if found < 2 {
+        // N.B. early builds of format 2 still kept the `draft_objects` tree, so its presence
+        // calls for the same migration.
+        let objects_apart = store.db.tree_names().iter().any(|name| name.as_ref() == b"draft_objects");
+        if found < 2 || objects_apart {
             store.migrate_from_format_1()?;
         }
         store.meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
@@ -903,6 +906,24 @@ mod tests {
         assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), None);
         assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 0, "the index follows");
         assert_eq!(store.outbox_entries().unwrap()[0].id(), "evt_gone:sales");
+    }
+
+    /// A state of format 2 that still keeps draft objects apart is migrated too.
+    #[test]
+    fn store_moves_objects_kept_apart() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let row = br#"{"etag":"e2","status":"done","termination_reason":null,"offer_id":"offer_1","first_seen":5,"status_since":8,"has_draft":true}"#;
+            store.drafts.insert(draft_key("offer_1", "odft_2"), &row[..]).unwrap();
+            let objects = store.db.open_tree("draft_objects").unwrap();
+            objects.insert(draft_key("offer_1", "odft_2"), &br#"{"id":"odft_2"}"#[..]).unwrap();
+            store.flush().unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.snapshot("offer_1", "odft_2").unwrap().unwrap().draft, Some(json!({"id": "odft_2"})));
+        assert!(store.with_offer_index("offer_1", |index| index[&id_hash("odft_2")].has_draft).unwrap());
     }
 
     /// Entries and offer states exactly as the first release wrote them, in format 1.
