@@ -24,11 +24,9 @@ use draftwatch::app::App;
 use draftwatch::clock::SystemClock;
 use draftwatch::sim::{DraftSpec, OfferSpec, SimApi, World};
 
-/// How many no-change sweeps the warm process makes; the median counts.
-const WARM_ROUNDS: usize = 5;
-
-/// How many times curl downloads the pages; the median counts.
-const FLOOR_ROUNDS: usize = 3;
+/// How many rounds of one curl download and one no-change warm sweep are made; the medians
+/// count. The two alternate, so that other work on the machine disturbs both alike.
+const ROUNDS: usize = 9;
 
 /// Statuses of the generated drafts, cycled; most drafts of a real offer have finished.
 const STATUSES: &[DraftStatus] = &[
@@ -90,7 +88,7 @@ fn bench(drafts: usize) -> anyhow::Result<()> {
     anyhow::ensure!(draftwatch.exists(), "{} is missing; build it with --release first", draftwatch.display());
 
     let urls = sim.page_urls()?;
-    let floor = curl_pages(&sim, &urls, dir.path())?;
+    let curl = curl_config(&sim, &urls, dir.path())?;
 
     let config = write_config(&sim, dir.path())?;
     let baseline = sim.measured(|| timed(Command::new(&draftwatch).arg("--config").arg(&config).arg("once")))?;
@@ -99,7 +97,8 @@ fn bench(drafts: usize) -> anyhow::Result<()> {
     sim.change(drafts / 100)?;
     let once_changed = sim.measured(|| timed(Command::new(&draftwatch).arg("--config").arg(&config).arg("once")))?;
 
-    let (warm_still, warm_changed) = warm_runs(&mut sim, &config, drafts / 100)?;
+    let (mut floor, warm_still, warm_changed) = warm_runs(&mut sim, &config, &curl, drafts / 100)?;
+    floor.requests = urls.len() as u64;
 
     println!("\n### {drafts} drafts, {} pages\n", urls.len());
     println!("| run | wall | CPU | peak RSS | requests | CPU / floor |");
@@ -114,11 +113,11 @@ fn bench(drafts: usize) -> anyhow::Result<()> {
             m.cpu / floor.cpu.max(0.001)
         );
     };
-    row(&format!("curl, same pages (floor, median of {FLOOR_ROUNDS})"), floor);
+    row(&format!("curl, same pages (floor, median of {ROUNDS})"), floor);
     row("once, baseline", baseline);
     row("once, no change", once_still);
     row("once, 1% changed", once_changed);
-    row(&format!("warm sweep in run, no change (median of {WARM_ROUNDS})"), warm_still);
+    row(&format!("warm sweep in run, no change (median of {ROUNDS})"), warm_still);
     row("warm sweep in run, 1% changed", warm_changed);
     let mib = |bytes: u64| bytes as f64 / 1024.0 / 1024.0;
     let final_size = dir_size(&dir.path().join("state"))?;
@@ -168,18 +167,15 @@ fn median(mut runs: Vec<Measure>) -> Measure {
     runs[runs.len() / 2]
 }
 
-/// Downloads every page with one curl process over one connection: the floor.
-fn curl_pages(sim: &Sim, urls: &[String], dir: &Path) -> anyhow::Result<Measure> {
+/// Writes the curl configuration that downloads every page over one connection: the floor.
+fn curl_config(sim: &Sim, urls: &[String], dir: &Path) -> anyhow::Result<PathBuf> {
     let config = dir.join("curl.conf");
     let mut text = format!("silent\nheader = \"Authorization: Bearer {}\"\n", sim.token);
     for url in urls {
         text.push_str(&format!("url = \"{url}\"\noutput = \"/dev/null\"\n"));
     }
     std::fs::write(&config, text)?;
-    let runs = (0..FLOOR_ROUNDS).map(|_| timed(Command::new("curl").arg("--config").arg(&config)));
-    let mut measure = median(runs.collect::<anyhow::Result<_>>()?);
-    measure.requests = urls.len() as u64;
-    Ok(measure)
+    Ok(config)
 }
 
 fn write_config(sim: &Sim, dir: &Path) -> anyhow::Result<PathBuf> {
@@ -211,8 +207,14 @@ sinks = ["out"]
     Ok(path)
 }
 
-/// Runs the warm process on the state `once` left and returns its no-change and 1% sweeps.
-fn warm_runs(sim: &mut Sim, config: &Path, changes: usize) -> anyhow::Result<(Measure, Measure)> {
+/// Runs the warm process on the state `once` left, alternating its no-change sweeps with
+/// curl downloads, and returns the floor, the no-change sweep and the 1% sweep.
+fn warm_runs(
+    sim: &mut Sim,
+    config: &Path,
+    curl: &Path,
+    changes: usize,
+) -> anyhow::Result<(Measure, Measure, Measure)> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("warm")
         .arg(config)
@@ -240,7 +242,12 @@ fn warm_runs(sim: &mut Sim, config: &Path, changes: usize) -> anyhow::Result<(Me
     };
 
     ask(sim, "sweep")?;
-    let rounds = (0..WARM_ROUNDS).map(|_| ask(sim, "sweep")).collect::<anyhow::Result<Vec<_>>>()?;
+    let mut floors = Vec::with_capacity(ROUNDS);
+    let mut rounds = Vec::with_capacity(ROUNDS);
+    for _ in 0..ROUNDS {
+        floors.push(timed(Command::new("curl").arg("--config").arg(curl))?);
+        rounds.push(ask(sim, "sweep")?);
+    }
     // The peak is a high-water mark, so the last round's is the peak of them all.
     let peak = rounds.last().map_or(0, |round| round.max_rss_kib);
     let still = Measure { max_rss_kib: peak, ..median(rounds) };
@@ -249,7 +256,7 @@ fn warm_runs(sim: &mut Sim, config: &Path, changes: usize) -> anyhow::Result<(Me
     // Closing stdin ends the warm process.
     drop(input);
     child.wait()?;
-    Ok((still, changed))
+    Ok((median(floors), still, changed))
 }
 
 /// Runs the child process that stands for `draftwatch run`. It sweeps and delivers on
