@@ -209,12 +209,7 @@ sinks = ["out"]
 
 /// Runs the warm process on the state `once` left, alternating its no-change sweeps with
 /// curl downloads, and returns the floor, the no-change sweep and the 1% sweep.
-fn warm_runs(
-    sim: &mut Sim,
-    config: &Path,
-    curl: &Path,
-    changes: usize,
-) -> anyhow::Result<(Measure, Measure, Measure)> {
+fn warm_runs(sim: &mut Sim, config: &Path, curl: &Path, changes: usize) -> anyhow::Result<(Measure, Measure, Measure)> {
     let mut child = Command::new(std::env::current_exe()?)
         .arg("warm")
         .arg(config)

@@ -3,7 +3,7 @@
 #
 #   scripts/bench-sweep.sh [DRAFTS...]     # default: 10000
 #
-# Needs Linux, curl and /usr/bin/time (GNU time). Everything runs on 127.0.0.1.
+# Needs Linux and curl. Everything runs on 127.0.0.1.
 set -eu
 cd "$(dirname "$0")/.."
 cargo build --release --bin draftwatch --example sweep_bench

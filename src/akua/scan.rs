@@ -2,8 +2,8 @@
 //! each draft, without parsing the rest.
 //!
 //! A sweep reads `id`, `offer_id`, `status`, `etag` and `updated_at` of every listed draft
-//! and nothing else until a draft changed, so the rest of a page is only skipped: strings
-//! are searched for their closing quote and nested values for their closing bracket. Of
+//! and nothing else until a draft changed, so the rest of a page is only skipped. Strings
+//! are searched for their closing quote, and nested values for their closing bracket. Of
 //! the parts it skips, the scanner checks only this structure, not the grammar of numbers
 //! and literals nor the escapes inside strings. A draft's whole text is parsed by
 //! serde_json when the draft changed.
@@ -53,7 +53,7 @@ pub struct ScannedPage<'a> {
 /// Scans one listing page: an object with a `data` array.
 ///
 /// Returns `None` when the page is not of that shape or is one of the unusual cases the
-/// module doc lists; the caller must then parse it with serde_json.
+/// module doc lists. The caller must then parse it with serde_json.
 pub fn scan_page(page: &str) -> Option<ScannedPage<'_>> {
     let bytes = page.as_bytes();
     let mut scanned = ScannedPage::default();
@@ -185,8 +185,8 @@ fn object_head(page: &str, start: usize) -> Option<(usize, Option<HeadSpans<'_>>
     }
 }
 
-/// How deep a page may nest objects and arrays: serde_json rejects a page nested 128 deep
-/// (its recursion limit), and the scanner leaves such a page to it.
+/// The deepest nesting of objects and arrays the scanner reads. serde_json rejects a page
+/// nested 128 deep (its recursion limit), and the scanner leaves such a page to it.
 const MAX_DEPTH: u32 = 127;
 
 fn skip_whitespace(bytes: &[u8], mut at: usize) -> usize {
