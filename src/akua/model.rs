@@ -312,7 +312,7 @@ impl<'a> ListedHead<'a> {
 
 /// Reads an `updated_at` the way serde_json reads an `i64`: plain digits directly, and
 /// anything else through serde_json, since `str::parse` reads `-0` as 0 where serde_json
-/// sees a float.
+/// reads a float.
 fn unix_time(text: &str) -> Option<i64> {
     let plain = text.bytes().all(|byte| byte.is_ascii_digit()) && (text.len() == 1 || !text.starts_with('0'));
     match plain && !text.is_empty() {

@@ -24,7 +24,8 @@
 //! first use and updated by each commit, so a sweep finds unchanged drafts without reading
 //! their entries.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::convert::Infallible;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
@@ -300,8 +301,12 @@ impl Store {
     fn migrate_from_format_1(&self) -> Result<(), StoreError> {
         tracing::info!(path = %self.path.display(), "migrating the state from format 1");
         let objects = self.db.open_tree("draft_objects")?;
+        let mut offers = BTreeSet::new();
         for row in self.drafts.iter() {
             let (key, value) = row?;
+            if let Some(split) = key.iter().position(|byte| *byte == 0) {
+                offers.insert(String::from_utf8_lossy(&key[..split]).into_owned());
+            }
             let mut row: EntryRow<serde_json::Value> = decode(&key, &value)?;
             if !row.has_draft || row.draft.is_some() {
                 continue;
@@ -313,27 +318,17 @@ impl Store {
         self.db.drop_tree("draft_objects")?;
 
         self.summaries.clear()?;
-        let mut shards: BTreeMap<Vec<u8>, Vec<u8>> = BTreeMap::new();
-        for row in self.drafts.iter() {
-            let (key, value) = row?;
-            let row: EntryRow<IgnoredAny> = decode(&key, &value)?;
-            let Some(split) = key.iter().position(|byte| *byte == 0) else { continue };
-            let offer_id = String::from_utf8_lossy(&key[..split]);
-            let draft_id = String::from_utf8_lossy(&key[split + 1..]);
-            let shard = summary::shard_key(&offer_id, summary::shard_of(id_hash(&draft_id)));
-            summary::push_record(shards.entry(shard).or_default(), &draft_id, &row.summary());
-        }
-        for (key, value) in shards {
-            self.summaries.insert(key, value)?;
+        for offer_id in offers {
+            self.rebuild_offer_summaries(&offer_id)?;
         }
         Ok(())
     }
 
     /// Rebuilds one offer's summaries from its entries in `drafts` and clears its stale
-    /// mark. It reads every entry of the offer, so it runs only after a crash between a
-    /// commit and [`Store::finish`].
+    /// mark. It reads every entry of the offer, so it runs only when a state is migrated,
+    /// after a crash between a commit and [`Store::finish`], or for unreadable shards.
     fn rebuild_offer_summaries(&self, offer_id: &str) -> Result<(), StoreError> {
-        tracing::info!(offer_id, "rebuilding the draft summaries after an interrupted sweep");
+        tracing::info!(offer_id, "rebuilding the draft summaries from the snapshot");
         let prefix = draft_key(offer_id, "");
         let mut shards: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
         for row in self.drafts.scan_prefix(&prefix) {
@@ -420,7 +415,7 @@ impl Store {
         let mut ids = Vec::with_capacity(hashes.len());
         // Drafts committed since the last finish, added or removed, are not in `summaries`
         // yet: what `unsaved` records for them overrides the shards.
-        let mut overridden = Vec::new();
+        let mut overridden: IdMap<()> = IdMap::default();
         let unsaved = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
         for (draft_id, summary) in unsaved.get(offer_id).into_iter().flat_map(|shards| shards.values().flatten()) {
             if !wanted.contains_key(&id_hash(draft_id)) {
@@ -429,7 +424,7 @@ impl Store {
             if summary.is_some() {
                 ids.push(draft_id.clone());
             }
-            overridden.push(draft_id.clone());
+            overridden.insert(id_hash(draft_id), ());
         }
         drop(unsaved);
 
@@ -437,7 +432,8 @@ impl Store {
             let Some(value) = self.summaries.get(summary::shard_key(offer_id, shard))? else { continue };
             for record in summary::records(&value) {
                 let (draft_id, _) = record.map_err(corrupt)?;
-                if wanted.contains_key(&id_hash(draft_id)) && !overridden.iter().any(|id| id == draft_id) {
+                let hash = id_hash(draft_id);
+                if wanted.contains_key(&hash) && !overridden.contains_key(&hash) {
                     ids.push(draft_id.to_owned());
                 }
             }
@@ -560,7 +556,7 @@ impl Store {
                 }
             }
 
-            let result: Result<(), TransactionError<summary::ShardError>> = (&self.drafts, &self.meta, &self.outbox)
+            let result: Result<(), TransactionError<Infallible>> = (&self.drafts, &self.meta, &self.outbox)
                 .transaction(|(drafts, meta, outbox)| {
                     for (key, row) in &draft_rows {
                         match row {
@@ -572,11 +568,15 @@ impl Store {
                     for (key, value) in &outbox_rows {
                         outbox.insert(key.as_slice(), value.as_slice())?;
                     }
-                    Ok::<(), ConflictableTransactionError<summary::ShardError>>(())
+                    Ok::<(), ConflictableTransactionError<Infallible>>(())
                 });
-            result.map_err(|error| transaction_error(&commit.offer_id, error))?;
-            self.update_index(&commit.offer_id, chunk);
-            self.record_unsaved(&commit.offer_id, chunk);
+            if let Err(error) = result {
+                return Err(match error {
+                    TransactionError::Storage(error) => StoreError::Sled(error),
+                    TransactionError::Abort(never) => match never {},
+                });
+            }
+            self.remember_commit(&commit.offer_id, chunk);
         }
 
         if let Some(state) = &commit.offer_state {
@@ -585,25 +585,24 @@ impl Store {
         Ok(())
     }
 
-    /// Applies committed draft writes to the offer's summaries, if they are loaded.
-    fn update_index(&self, offer_id: &str, chunk: &[DraftCommit]) {
+    /// Applies committed draft writes to the offer's summaries in memory, if they are
+    /// loaded, and keeps them in `unsaved` until [`Store::finish`] writes them.
+    fn remember_commit(&self, offer_id: &str, chunk: &[DraftCommit]) {
         let mut index = self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let Some(offer) = index.get_mut(offer_id) else { return };
-        for item in chunk {
-            match &item.entry {
-                Some(entry) => offer.insert(id_hash(&item.draft_id), EntrySummary::of(entry)),
-                None => offer.remove(&id_hash(&item.draft_id)),
-            };
-        }
-    }
-
-    /// Remembers committed draft writes until [`Store::finish`] writes their summaries.
-    fn record_unsaved(&self, offer_id: &str, chunk: &[DraftCommit]) {
         let mut unsaved = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let offer = unsaved.entry(offer_id.to_owned()).or_default();
+        let mut loaded = index.get_mut(offer_id);
+        let recorded = unsaved.entry(offer_id.to_owned()).or_default();
         for item in chunk {
-            let shard = summary::shard_of(id_hash(&item.draft_id));
-            offer.entry(shard).or_default().insert(item.draft_id.clone(), item.entry.as_ref().map(EntrySummary::of));
+            let hash = id_hash(&item.draft_id);
+            let summary = item.entry.as_ref().map(EntrySummary::of);
+
+            if let Some(loaded) = loaded.as_deref_mut() {
+                match summary {
+                    Some(summary) => loaded.insert(hash, summary),
+                    None => loaded.remove(&hash),
+                };
+            }
+            recorded.entry(summary::shard_of(hash)).or_default().insert(item.draft_id.clone(), summary);
         }
     }
 
@@ -615,7 +614,7 @@ impl Store {
     }
 }
 
-/// The `meta` key that marks an offer's summaries stale.
+/// Returns the `meta` key that marks an offer's summaries stale.
 fn stale_key(offer_id: &str) -> Vec<u8> {
     let mut key = b"stale_summaries\0".to_vec();
     key.extend_from_slice(offer_id.as_bytes());
@@ -637,13 +636,6 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes)
         .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(key).replace('\0', "/"), source })
-}
-
-fn transaction_error(offer_id: &str, error: TransactionError<summary::ShardError>) -> StoreError {
-    match error {
-        TransactionError::Storage(error) => StoreError::Sled(error),
-        TransactionError::Abort(source) => StoreError::CorruptSummary { offer_id: offer_id.to_owned(), source },
-    }
 }
 
 #[cfg(test)]
