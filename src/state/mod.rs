@@ -8,7 +8,8 @@
 //! Layout, one sled tree each:
 //! - `meta`: `format_version` as a big-endian u32, and `stale_summaries \0 offer_id` for
 //!   each offer whose `summaries` may lag behind `drafts`.
-//! - `drafts`: `offer_id \0 draft_id` → JSON [`SnapshotEntry`], draft object included.
+//! - `drafts`: `offer_id \0 draft_id` → [`SnapshotEntry`] as compressed JSON, draft object
+//!   included ([`row`]).
 //! - `summaries`: `offer_id \0` and a big-endian u16 shard number → the packed
 //!   [`EntrySummary`] records of that shard's drafts ([`summary`]). They are derived from
 //!   `drafts` and written once per offer sweep by [`Store::finish`], not with every commit:
@@ -35,14 +36,15 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use crate::akua::{DraftStatus, TerminationReason};
 use crate::sweep::{EntrySummary, IdMap, SnapshotEntry, id_hash};
 
 mod dir;
 mod outbox;
+mod row;
 mod summary;
 
 use dir::{acquire_lock, create_private_dir};
+use row::{EntryRow, decode_row, encode_entry};
 
 pub use outbox::{EntryState, OutboxEntry};
 
@@ -50,8 +52,9 @@ pub use outbox::{EntryState, OutboxEntry};
 /// teach [`Store::open`] to migrate from the older number.
 ///
 /// Format 2 added the `summaries` tree and moved draft objects into the entry rows.
-/// [`Store::open`] migrates a state of format 1.
-pub const FORMAT_VERSION: u32 = 2;
+/// Format 3 compresses the entry rows ([`row`]); it still reads the plain rows of format 2,
+/// so moving from 2 to 3 rewrites nothing. [`Store::open`] migrates a state of format 1.
+pub const FORMAT_VERSION: u32 = 3;
 
 /// How many drafts one transaction writes. A large baseline is written in several
 /// transactions, so a 100k-draft offer never builds one huge transaction in memory.
@@ -98,6 +101,9 @@ pub enum StoreError {
     #[error("state entry `{key}` is unreadable: {source}")]
     Corrupt { key: String, source: serde_json::Error },
 
+    #[error("state entry `{key}` is unreadable: {reason}")]
+    Damaged { key: String, reason: String },
+
     #[error(
         "draft summaries of offer {offer_id} are unreadable: {source}; stop draftwatch and start it again, which rebuilds them from the snapshot"
     )]
@@ -113,83 +119,6 @@ pub struct OfferState {
     /// non-terminal drafts only. `None` in states written before it was kept.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_full_sweep: Option<i64>,
-}
-
-/// A [`SnapshotEntry`] as the `drafts` tree stores it, with the draft object as `D`:
-/// [`serde_json::Value`] to read an entry, [`IgnoredAny`] to read only its summary.
-///
-/// Format 1 kept draft objects in a tree of their own and marked the rows that had one
-/// with `has_draft`. Rows older still have neither field.
-#[derive(Deserialize)]
-struct EntryRow<D> {
-    etag: String,
-    status: DraftStatus,
-    termination_reason: Option<TerminationReason>,
-    offer_id: String,
-    first_seen: i64,
-    status_since: i64,
-    #[serde(default)]
-    stuck_announced: bool,
-    /// Format 1 only: whether `draft_objects` has this entry's draft object.
-    #[serde(default)]
-    has_draft: bool,
-    #[serde(default = "Option::default")]
-    draft: Option<D>,
-}
-
-/// An [`EntryRow`] as written, borrowing from the entry.
-#[derive(Serialize)]
-struct EntryRowOut<'a> {
-    etag: &'a str,
-    status: &'a DraftStatus,
-    termination_reason: &'a Option<TerminationReason>,
-    offer_id: &'a str,
-    first_seen: i64,
-    status_since: i64,
-    stuck_announced: bool,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    draft: Option<&'a serde_json::Value>,
-}
-
-/// Encodes an entry as its `drafts` row.
-fn encode_entry(entry: &SnapshotEntry) -> Vec<u8> {
-    encode(&EntryRowOut {
-        etag: &entry.etag,
-        status: &entry.status,
-        termination_reason: &entry.termination_reason,
-        offer_id: &entry.offer_id,
-        first_seen: entry.first_seen,
-        status_since: entry.status_since,
-        stuck_announced: entry.stuck_announced,
-        draft: entry.draft.as_ref(),
-    })
-}
-
-impl EntryRow<serde_json::Value> {
-    fn into_entry(self) -> SnapshotEntry {
-        SnapshotEntry {
-            etag: self.etag,
-            status: self.status,
-            termination_reason: self.termination_reason,
-            offer_id: self.offer_id,
-            first_seen: self.first_seen,
-            status_since: self.status_since,
-            stuck_announced: self.stuck_announced,
-            draft: self.draft,
-        }
-    }
-}
-
-impl<D> EntryRow<D> {
-    fn summary(&self) -> EntrySummary {
-        EntrySummary {
-            state_hash: crate::sweep::state_hash(&self.status, &self.etag),
-            status: crate::sweep::StatusCode::of(&self.status),
-            status_since: crate::sweep::since_seconds(self.status_since),
-            stuck_announced: self.stuck_announced,
-            has_draft: self.draft.is_some(),
-        }
-    }
 }
 
 /// The summaries of one offer's drafts, by [`id_hash`] of the draft id.
@@ -307,7 +236,7 @@ impl Store {
             if let Some(split) = key.iter().position(|byte| *byte == 0) {
                 offers.insert(String::from_utf8_lossy(&key[..split]).into_owned());
             }
-            let mut row: EntryRow<serde_json::Value> = decode(&key, &value)?;
+            let mut row: EntryRow<serde_json::Value> = decode_row(&key, &value)?;
             if !row.has_draft || row.draft.is_some() {
                 continue;
             }
@@ -333,7 +262,7 @@ impl Store {
         let mut shards: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
         for row in self.drafts.scan_prefix(&prefix) {
             let (key, value) = row?;
-            let row: EntryRow<IgnoredAny> = decode(&key, &value)?;
+            let row: EntryRow<IgnoredAny> = decode_row(&key, &value)?;
             let draft_id = String::from_utf8_lossy(&key[prefix.len()..]);
             let shard = summary::shard_of(id_hash(&draft_id));
             summary::push_record(shards.entry(shard).or_default(), &draft_id, &row.summary());
@@ -361,7 +290,7 @@ impl Store {
         let Some(bytes) = self.drafts.get(&key)? else {
             return Ok(None);
         };
-        let row: EntryRow<serde_json::Value> = decode(&key, &bytes)?;
+        let row: EntryRow<serde_json::Value> = decode_row(&key, &bytes)?;
         Ok(Some(row.into_entry()))
     }
 
@@ -634,8 +563,12 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 }
 
 fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    serde_json::from_slice(bytes)
-        .map_err(|source| StoreError::Corrupt { key: String::from_utf8_lossy(key).replace('\0', "/"), source })
+    serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { key: printable_key(key), source })
+}
+
+/// Returns a tree key as text for an error message, with `/` between its parts.
+fn printable_key(key: &[u8]) -> String {
+    String::from_utf8_lossy(key).replace('\0', "/")
 }
 
 #[cfg(test)]
@@ -989,6 +922,39 @@ mod tests {
         assert!(!store.db.tree_names().iter().any(|name| name == b"draft_objects"), "the old tree is gone");
         let meta = store.db.open_tree("meta").unwrap();
         assert_eq!(meta.get("format_version").unwrap().unwrap().as_ref(), FORMAT_VERSION.to_be_bytes());
+    }
+
+    /// Format 2 rows are plain JSON: they read as they are, and a change writes them
+    /// compressed.
+    #[test]
+    fn store_reads_second_format_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let key = draft_key("offer_1", "odft_1");
+        let mut entry = snapshot(DraftStatus::Payment, "e1");
+        entry.draft = Some(json!({"id": "odft_1", "status": "payment"}));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let draft = DraftCommit { draft_id: "odft_1".into(), entry: Some(entry.clone()), notifications: vec![] };
+            store
+                .commit_sweep(SweepCommit { offer_id: "offer_1".into(), drafts: vec![draft], offer_state: None })
+                .unwrap();
+            let mut plain = serde_json::to_value(&entry).unwrap();
+            plain["draft"] = json!({"id": "odft_1", "status": "payment"});
+            store.drafts.insert(&key, serde_json::to_vec(&plain).unwrap()).unwrap();
+            store.meta.insert("format_version", &2u32.to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), Some(entry.clone()));
+        assert_eq!(store.meta.get("format_version").unwrap().unwrap().as_ref(), FORMAT_VERSION.to_be_bytes());
+        assert_eq!(store.drafts.get(&key).unwrap().unwrap()[0], b'{', "opening rewrites no row");
+
+        entry.status = DraftStatus::Install;
+        let draft = DraftCommit { draft_id: "odft_1".into(), entry: Some(entry.clone()), notifications: vec![] };
+        store.commit_sweep(SweepCommit { offer_id: "offer_1".into(), drafts: vec![draft], offer_state: None }).unwrap();
+        assert_ne!(store.drafts.get(&key).unwrap().unwrap()[0], b'{', "a changed row is compressed");
+        assert_eq!(store.snapshot("offer_1", "odft_1").unwrap(), Some(entry));
     }
 
     /// A format 1 migration that stopped part-way: one object already moved into its row,

@@ -40,8 +40,8 @@ pub struct SnapshotEntry {
     #[serde(default, skip_serializing_if = "is_false")]
     pub stuck_announced: bool,
     /// The draft object as last listed or read, for field comparisons and the removed
-    /// event. `None` in entries written before it was kept. The store keeps it apart from
-    /// the other fields, so it is not part of this type's serialized form.
+    /// event. `None` in entries written before it was kept. Left out of this type's
+    /// serialized form: the store writes entries through a row type of its own.
     #[serde(default, skip_serializing)]
     pub draft: Option<Value>,
 }
