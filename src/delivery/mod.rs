@@ -28,6 +28,10 @@ const BASE_BACKOFF: Duration = Duration::from_secs(1);
 /// Requests in flight at once across all sinks. Within one sink, requests go one at a time.
 pub const MAX_IN_FLIGHT: usize = 8;
 
+/// Pending entries a sink's task reads from the outbox at a time. A decoded entry takes
+/// about 5 KiB, mostly the draft object, so a page takes about 320 KiB.
+const PAGE: usize = 64;
+
 /// Slack's pace: about one message per second per incoming webhook, with short bursts.
 const SLACK_BURST: u32 = 3;
 const SLACK_PERIOD: Duration = Duration::from_secs(1);
@@ -73,6 +77,8 @@ pub struct Deliverer {
     clock: Arc<dyn Clock>,
     /// Bounds the requests in flight across all sinks to [`MAX_IN_FLIGHT`].
     in_flight: Arc<Semaphore>,
+    /// [`PAGE`]; tests lower it to cross page boundaries with a few entries.
+    page: usize,
 }
 
 impl Deliverer {
@@ -86,35 +92,34 @@ impl Deliverer {
                 (sink.name().to_owned(), Arc::new(SinkSlot { sink, policy, pacer, paused_until_ms: AtomicI64::new(0) }))
             })
             .collect();
-        Deliverer { store, sinks, clock, in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)) }
+        Deliverer { store, sinks, clock, in_flight: Arc::new(Semaphore::new(MAX_IN_FLIGHT)), page: PAGE }
     }
 
     /// Attempts every pending entry that is due now, then flushes the outbox.
+    ///
+    /// Entries of sinks that are no longer configured are dead-lettered first. Then each
+    /// configured sink's task reads its own pending entries in pages, so a round holds at
+    /// most one page of decoded entries per sink, whatever the size of the outbox. Entries
+    /// queued while the round runs may be attempted in it too.
     pub async fn deliver_due(&self) -> Result<DeliveryReport, StoreError> {
         let now_ms = unix_ms(self.clock.now());
         let mut report = DeliveryReport::default();
-        let mut by_sink: BTreeMap<String, Vec<OutboxEntry>> = BTreeMap::new();
 
-        for entry in self.store.outbox_entries()? {
-            if entry.state != EntryState::Pending {
-                continue;
-            }
-            if !self.sinks.contains_key(&entry.sink) {
-                let reason = format!("sink `{}` is no longer configured", entry.sink);
-                dead_letter(&self.store, entry, reason)?;
-                report.dead += 1;
-                continue;
-            }
-            by_sink.entry(entry.sink.clone()).or_default().push(entry);
+        for entry in self.store.pending_iter(None, |sink| !self.sinks.contains_key(sink)) {
+            let entry = entry?;
+            let reason = format!("sink `{}` is no longer configured", entry.sink);
+            dead_letter(&self.store, entry, reason)?;
+            report.dead += 1;
         }
 
         let mut tasks = tokio::task::JoinSet::new();
-        for (name, entries) in by_sink {
-            let slot = Arc::clone(&self.sinks[&name]);
+        for slot in self.sinks.values() {
+            let slot = Arc::clone(slot);
             let store = Arc::clone(&self.store);
             let clock = Arc::clone(&self.clock);
             let in_flight = Arc::clone(&self.in_flight);
-            tasks.spawn(async move { drain_sink(&slot, &store, clock.as_ref(), &in_flight, entries, now_ms).await });
+            let page = self.page;
+            tasks.spawn(async move { drain_sink(&slot, &store, clock.as_ref(), &in_flight, page, now_ms).await });
         }
         while let Some(joined) = tasks.join_next().await {
             match joined {
@@ -135,10 +140,8 @@ impl Deliverer {
     pub fn next_due(&self) -> Result<Option<SystemTime>, StoreError> {
         let mut heads: HashSet<(String, String)> = HashSet::new();
         let mut earliest: Option<i64> = None;
-        for entry in self.store.outbox_entries()? {
-            if entry.state != EntryState::Pending {
-                continue;
-            }
+        for entry in self.store.pending_iter(None, |_| true) {
+            let entry = entry?;
             if !heads.insert((entry.sink.clone(), entry.notification.event.draft_id.clone())) {
                 continue;
             }
@@ -151,83 +154,119 @@ impl Deliverer {
     }
 }
 
+/// Whether a sink's round goes on after an attempt.
+enum Next {
+    Continue,
+    EndRound,
+}
+
 /// Sends one sink's due entries in order and records each outcome.
 ///
-/// The round for this sink ends at the first retryable failure: the receiver is likely
-/// down or throttling, and hammering it with the rest would only fail the same way.
+/// Reads the sink's pending entries `page` at a time, in seq order. The round for this
+/// sink ends at the first retryable failure: the receiver is likely down or throttling,
+/// and hammering it with the rest would only fail the same way.
 async fn drain_sink(
     slot: &SinkSlot,
     store: &Store,
     clock: &dyn Clock,
     in_flight: &Semaphore,
-    entries: Vec<OutboxEntry>,
+    page: usize,
     now_ms: i64,
 ) -> Result<DeliveryReport, StoreError> {
     let mut report = DeliveryReport::default();
-    let mut waiting_drafts: HashSet<String> = HashSet::new();
     if slot.paused_until_ms.load(Ordering::Relaxed) > now_ms {
         return Ok(report);
     }
 
-    for mut entry in entries {
-        let draft_id = entry.notification.event.draft_id.clone();
-        if entry.next_attempt_ms > now_ms || waiting_drafts.contains(&draft_id) {
-            waiting_drafts.insert(draft_id);
-            continue;
-        }
+    // Drafts with an entry that is not due, or behind one that is not: their later
+    // entries wait too. Kept across pages, so the order holds at page boundaries.
+    let mut waiting_drafts: HashSet<String> = HashSet::new();
+    let mut after = None;
+    loop {
+        let entries = store.pending_page(slot.sink.name(), after, page)?;
+        let last_page = entries.len() < page;
+        after = entries.last().map(|entry| entry.seq).or(after);
 
-        if let Some(pacer) = &slot.pacer {
-            let wait = pacer.lock().await.reserve(tokio::time::Instant::now());
-            tokio::time::sleep(wait).await;
-        }
-        let permit = in_flight.acquire().await.expect("the in-flight semaphore is never closed");
-        report.attempted += 1;
-        entry.attempts += 1;
-        let outcome = slot.sink.deliver(&entry.notification, clock.now()).await;
-        drop(permit);
-        let attempt_ms = unix_ms(clock.now());
-        crate::status::global().delivery_attempted(&entry.sink, &outcome, clock.now());
-
-        match outcome {
-            Ok(()) => {
-                tracing::info!(outbox_id = %entry.id(), sink = %entry.sink, draft_id = %draft_id, attempts = entry.attempts, "notification delivered");
-                store.remove_entry(entry.seq)?;
-                slot.paused_until_ms.store(0, Ordering::Relaxed);
-                report.delivered += 1;
+        for entry in entries {
+            let draft_id = &entry.notification.event.draft_id;
+            if entry.next_attempt_ms > now_ms || waiting_drafts.contains(draft_id) {
+                waiting_drafts.insert(draft_id.clone());
+                continue;
             }
-            Err(DeliveryError::Permanent { reason }) => {
-                dead_letter(store, entry, reason)?;
-                report.dead += 1;
-            }
-            Err(DeliveryError::Retryable { reason, retry_after }) => {
-                let deadline_ms = entry.created_ms.saturating_add(duration_ms(slot.policy.retry_for));
-                if attempt_ms >= deadline_ms {
-                    let reason = format!("{reason} (gave up after {} attempts)", entry.attempts);
-                    dead_letter(store, entry, reason)?;
-                    report.dead += 1;
-                    return Ok(report);
-                }
-
-                let wait = retry_delay(entry.attempts, retry_after, slot.policy.max_backoff, &mut rand::rng());
-                entry.next_attempt_ms = attempt_ms.saturating_add(duration_ms(wait));
-                entry.last_error = Some(reason.clone());
-                tracing::warn!(
-                    outbox_id = %entry.id(),
-                    sink = %entry.sink,
-                    draft_id = %draft_id,
-                    attempts = entry.attempts,
-                    retry_in = %humantime::format_duration(round_to_ms(wait)),
-                    error = %reason,
-                    "delivery failed; will retry"
-                );
-                store.update_entry(&entry)?;
-                slot.paused_until_ms.store(entry.next_attempt_ms, Ordering::Relaxed);
-                report.retrying += 1;
+            if let Next::EndRound = attempt(slot, store, clock, in_flight, entry, &mut report).await? {
                 return Ok(report);
             }
         }
+
+        if last_page {
+            return Ok(report);
+        }
     }
-    Ok(report)
+}
+
+/// Makes one paced attempt of a due entry and records its outcome in the store and in
+/// `report`.
+async fn attempt(
+    slot: &SinkSlot,
+    store: &Store,
+    clock: &dyn Clock,
+    in_flight: &Semaphore,
+    mut entry: OutboxEntry,
+    report: &mut DeliveryReport,
+) -> Result<Next, StoreError> {
+    if let Some(pacer) = &slot.pacer {
+        let wait = pacer.lock().await.reserve(tokio::time::Instant::now());
+        tokio::time::sleep(wait).await;
+    }
+    let permit = in_flight.acquire().await.expect("the in-flight semaphore is never closed");
+    report.attempted += 1;
+    entry.attempts += 1;
+    let outcome = slot.sink.deliver(&entry.notification, clock.now()).await;
+    drop(permit);
+    let attempt_ms = unix_ms(clock.now());
+    crate::status::global().delivery_attempted(&entry.sink, &outcome, clock.now());
+    let draft_id = entry.notification.event.draft_id.clone();
+
+    match outcome {
+        Ok(()) => {
+            tracing::info!(outbox_id = %entry.id(), sink = %entry.sink, draft_id = %draft_id, attempts = entry.attempts, "notification delivered");
+            store.remove_entry(entry.seq)?;
+            slot.paused_until_ms.store(0, Ordering::Relaxed);
+            report.delivered += 1;
+            Ok(Next::Continue)
+        }
+        Err(DeliveryError::Permanent { reason }) => {
+            dead_letter(store, entry, reason)?;
+            report.dead += 1;
+            Ok(Next::Continue)
+        }
+        Err(DeliveryError::Retryable { reason, retry_after }) => {
+            let deadline_ms = entry.created_ms.saturating_add(duration_ms(slot.policy.retry_for));
+            if attempt_ms >= deadline_ms {
+                let reason = format!("{reason} (gave up after {} attempts)", entry.attempts);
+                dead_letter(store, entry, reason)?;
+                report.dead += 1;
+                return Ok(Next::EndRound);
+            }
+
+            let wait = retry_delay(entry.attempts, retry_after, slot.policy.max_backoff, &mut rand::rng());
+            entry.next_attempt_ms = attempt_ms.saturating_add(duration_ms(wait));
+            entry.last_error = Some(reason.clone());
+            tracing::warn!(
+                outbox_id = %entry.id(),
+                sink = %entry.sink,
+                draft_id = %draft_id,
+                attempts = entry.attempts,
+                retry_in = %humantime::format_duration(round_to_ms(wait)),
+                error = %reason,
+                "delivery failed; will retry"
+            );
+            store.update_entry(&entry)?;
+            slot.paused_until_ms.store(entry.next_attempt_ms, Ordering::Relaxed);
+            report.retrying += 1;
+            Ok(Next::EndRound)
+        }
+    }
 }
 
 fn dead_letter(store: &Store, mut entry: OutboxEntry, reason: String) -> Result<(), StoreError> {
