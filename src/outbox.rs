@@ -11,10 +11,11 @@ use anyhow::bail;
 use crate::clock::{from_unix_ms, unix_ms};
 use crate::state::{EntryState, OutboxEntry, Store};
 
-/// Formats every entry as tab-separated lines under a header.
+/// Formats every entry as tab-separated lines under a header, decoding one entry at a time.
 pub fn list(store: &Store) -> anyhow::Result<String> {
     let mut out = String::from("id\tsink\tevent type\tdraft id\tattempts\tstate\tnext attempt\tlast error\n");
-    for entry in store.outbox_entries()? {
+    for entry in store.outbox_iter() {
+        let entry = entry?;
         let state = match entry.state {
             EntryState::Pending => "pending",
             EntryState::Dead => "dead",
@@ -40,22 +41,40 @@ pub fn list(store: &Store) -> anyhow::Result<String> {
 /// Puts the named entries (or every dead one, with `id` `None`) back to pending, due now,
 /// with `retry_for` counted from now. Returns how many entries changed.
 pub fn retry(store: &Store, id: Option<&str>, now: SystemTime) -> anyhow::Result<usize> {
-    let entries = match id {
-        Some(id) => named(store, id)?,
-        None => store.outbox_entries()?.into_iter().filter(|entry| entry.state == EntryState::Dead).collect(),
-    };
-
     let now_ms = unix_ms(now);
-    for mut entry in entries.iter().cloned() {
-        entry.state = EntryState::Pending;
-        entry.created_ms = now_ms;
-        entry.next_attempt_ms = now_ms;
-        entry.attempts = 0;
-        store.update_entry(&entry)?;
-        tracing::info!(outbox_id = %entry.id(), sink = %entry.sink, "notification queued again");
+    let mut changed = 0;
+    match id {
+        Some(id) => {
+            for entry in named(store, id)? {
+                requeue(store, entry, now_ms)?;
+                changed += 1;
+            }
+        }
+        // Each dead entry is rewritten as the walk reaches it, so `--all` holds one entry
+        // at a time however many dead letters there are.
+        None => {
+            for entry in store.outbox_iter() {
+                let entry = entry?;
+                if entry.state == EntryState::Dead {
+                    requeue(store, entry, now_ms)?;
+                    changed += 1;
+                }
+            }
+        }
     }
     store.flush()?;
-    Ok(entries.len())
+    Ok(changed)
+}
+
+/// Makes one entry pending and due at `now_ms`, with no attempts made.
+fn requeue(store: &Store, mut entry: OutboxEntry, now_ms: i64) -> anyhow::Result<()> {
+    entry.state = EntryState::Pending;
+    entry.created_ms = now_ms;
+    entry.next_attempt_ms = now_ms;
+    entry.attempts = 0;
+    store.update_entry(&entry)?;
+    tracing::info!(outbox_id = %entry.id(), sink = %entry.sink, "notification queued again");
+    Ok(())
 }
 
 /// Forgets the named entries. Returns how many were removed.

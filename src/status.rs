@@ -10,7 +10,7 @@
 //! recorder: the workers that report are rebuilt on every reload, while what they observed
 //! must outlive them. Tests of this module build their own with [`Status::new`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Display;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -337,25 +337,31 @@ impl Outcome {
 }
 
 fn outbox_report(store: &Store) -> OutboxReport {
-    let entries = match store.outbox_entries() {
-        Ok(entries) => entries,
-        Err(error) => return OutboxReport { error: Some(error.to_string()), ..OutboxReport::default() },
-    };
-    let dead: Vec<_> = entries.iter().filter(|entry| entry.state == EntryState::Dead).collect();
-    let dead_letters = dead
-        .iter()
-        .rev()
-        .take(DEAD_LETTERS_SHOWN)
-        .map(|entry| DeadLetter {
+    let mut report = OutboxReport::default();
+    let mut newest_dead = VecDeque::with_capacity(DEAD_LETTERS_SHOWN + 1);
+    for entry in store.outbox_iter() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => return OutboxReport { error: Some(error.to_string()), ..OutboxReport::default() },
+        };
+        if entry.state == EntryState::Pending {
+            report.pending += 1;
+            continue;
+        }
+
+        report.dead += 1;
+        newest_dead.push_front(DeadLetter {
             id: entry.id(),
-            sink: entry.sink.clone(),
-            draft_id: entry.notification.event.draft_id.clone(),
+            sink: entry.sink,
+            draft_id: entry.notification.event.draft_id,
             event_type: entry.notification.event.kind.to_string(),
             attempts: entry.attempts,
-            reason: entry.last_error.clone(),
-        })
-        .collect();
-    OutboxReport { pending: entries.len() - dead.len(), dead: dead.len(), dead_letters, error: None }
+            reason: entry.last_error,
+        });
+        newest_dead.truncate(DEAD_LETTERS_SHOWN);
+    }
+    report.dead_letters = newest_dead.into();
+    report
 }
 
 fn rfc3339(time: SystemTime) -> String {
