@@ -309,10 +309,289 @@ fn round_to_ms(duration: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
+    use std::net::SocketAddr;
+    use std::sync::Mutex as StdMutex;
+
+    use axum::Router;
+    use axum::extract::State;
+    use axum::http::{HeaderMap, StatusCode, Uri, header};
+    use axum::response::{IntoResponse, Response};
     use rand::SeedableRng;
     use rand::rngs::StdRng;
+    use tempfile::TempDir;
+    use tokio::net::TcpListener;
+    use url::Url;
 
     use super::*;
+    use crate::clock::ManualClock;
+    use crate::config::{SinkConfig, WebhookSinkConfig};
+    use crate::render::fixture;
+    use crate::secret::Secret;
+
+    /// Unix milliseconds of the test clock's start; every entry is created then.
+    const START_MS: i64 = 1_800_000_000_000;
+
+    /// Requests as a [`Receiver`] saw them: the sink name (first path segment) and the
+    /// `webhook-id`, which is the event id `evt_<seq>`.
+    type Log = Arc<StdMutex<Vec<(String, String)>>>;
+
+    /// A webhook receiver on a free loopback port. It records every request and answers by
+    /// the path `/<sink>/<behavior>`: `ok` is 200, `fail` is 503 with `Retry-After: 30`,
+    /// and `wait-for-<sink>-<n>` answers 200 once `<sink>` got `n` requests, or 503 after
+    /// 5 seconds.
+    struct Receiver {
+        addr: SocketAddr,
+        log: Log,
+    }
+
+    impl Receiver {
+        async fn start() -> Receiver {
+            let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind a loopback port");
+            let addr = listener.local_addr().unwrap();
+            let log = Log::default();
+            let app = Router::new().fallback(answer).with_state(Arc::clone(&log));
+            tokio::spawn(async move { axum::serve(listener, app).await.expect("receiver runs") });
+            Receiver { addr, log }
+        }
+
+        /// Returns the event ids `sink` received, in arrival order.
+        fn received(&self, sink: &str) -> Vec<String> {
+            let log = self.log.lock().unwrap();
+            log.iter().filter(|(name, _)| name == sink).map(|(_, id)| id.clone()).collect()
+        }
+
+        /// Builds the webhook sink `name`, posting to `/<name>/<behavior>` on this receiver.
+        fn sink(&self, name: &str, behavior: &str) -> (Sink, DeliveryConfig) {
+            let url = Url::parse(&format!("http://{}/{name}/{behavior}", self.addr)).unwrap();
+            let config = WebhookSinkConfig {
+                url: Secret::new(url),
+                signing_key: None,
+                headers: Vec::new(),
+                timeout: Duration::from_secs(10),
+            };
+            let client = reqwest::Client::builder().no_proxy().build().unwrap();
+            (Sink::from_config(name, &SinkConfig::Webhook(config), client), DeliveryConfig::default())
+        }
+    }
+
+    async fn answer(State(log): State<Log>, uri: Uri, headers: HeaderMap) -> Response {
+        let mut segments = uri.path().trim_start_matches('/').splitn(2, '/');
+        let sink = segments.next().unwrap_or_default().to_owned();
+        let behavior = segments.next().unwrap_or_default().to_owned();
+        let id = headers.get("webhook-id").and_then(|value| value.to_str().ok()).unwrap_or_default().to_owned();
+        log.lock().unwrap().push((sink, id));
+
+        if let Some(wait) = behavior.strip_prefix("wait-for-") {
+            let (other, count) = wait.rsplit_once('-').expect("wait-for-<sink>-<n>");
+            let count: usize = count.parse().unwrap();
+            for _ in 0..500 {
+                if log.lock().unwrap().iter().filter(|(name, _)| name == other).count() >= count {
+                    return (StatusCode::OK, "ok").into_response();
+                }
+                tokio::time::sleep(Duration::from_millis(10)).await;
+            }
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        }
+        match behavior.as_str() {
+            "ok" => (StatusCode::OK, "ok").into_response(),
+            "fail" => (StatusCode::SERVICE_UNAVAILABLE, [(header::RETRY_AFTER, "30")], "down").into_response(),
+            _ => StatusCode::NOT_FOUND.into_response(),
+        }
+    }
+
+    /// A store, a clock standing at [`START_MS`] and a receiver.
+    struct Setup {
+        store: Arc<Store>,
+        clock: Arc<ManualClock>,
+        receiver: Receiver,
+        _dir: TempDir,
+    }
+
+    impl Setup {
+        async fn start() -> Setup {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Arc::new(Store::open(dir.path()).unwrap());
+            let clock = Arc::new(ManualClock::new(from_unix_ms(START_MS)));
+            Setup { store, clock, receiver: Receiver::start().await, _dir: dir }
+        }
+
+        /// Builds a deliverer of `sinks`, given as (name, behavior), reading `page` entries at a time.
+        fn deliverer(&self, sinks: &[(&str, &str)], page: usize) -> Deliverer {
+            let sinks = sinks.iter().map(|(name, behavior)| self.receiver.sink(name, behavior)).collect();
+            let clock: Arc<dyn Clock> = Arc::clone(&self.clock) as Arc<dyn Clock>;
+            let mut deliverer = Deliverer::new(Arc::clone(&self.store), sinks, clock);
+            deliverer.page = page;
+            deliverer
+        }
+
+        /// Stores event `evt_<seq>` of `draft` for `sink` under `seq`, pending and due now.
+        fn queue(&self, seq: u64, sink: &str, draft: &str) -> OutboxEntry {
+            let mut notification = fixture::status_changed();
+            notification.event.id = format!("evt_{seq}");
+            notification.event.draft_id = draft.to_owned();
+            let mut entry = OutboxEntry::new(sink.to_owned(), notification, START_MS);
+            entry.seq = seq;
+            self.store.update_entry(&entry).unwrap();
+            entry
+        }
+
+        /// Stores a dead letter of `sink` under `seq`, with one attempt made.
+        fn queue_dead(&self, seq: u64, sink: &str, draft: &str) -> OutboxEntry {
+            let mut entry = self.queue(seq, sink, draft);
+            entry.state = EntryState::Dead;
+            entry.attempts = 1;
+            entry.last_error = Some("rejected earlier".to_owned());
+            self.store.update_entry(&entry).unwrap();
+            entry
+        }
+
+        fn entry(&self, seq: u64) -> Option<OutboxEntry> {
+            self.store.find_entries(&format!("evt_{seq}")).unwrap().pop()
+        }
+    }
+
+    fn event_ids(seqs: impl IntoIterator<Item = u64>) -> Vec<String> {
+        seqs.into_iter().map(|seq| format!("evt_{seq}")).collect()
+    }
+
+    fn report(attempted: usize, delivered: usize, retrying: usize, dead: usize) -> DeliveryReport {
+        DeliveryReport { attempted, delivered, retrying, dead }
+    }
+
+    #[tokio::test]
+    async fn delivery_crosses_page_boundaries() {
+        let setup = Setup::start().await;
+        let deliverer = setup.deliverer(&[("chat", "ok"), ("hook", "ok")], 4);
+        for seq in 0..22 {
+            let sink = if seq % 2 == 0 { "chat" } else { "hook" };
+            setup.queue(seq, sink, &format!("odft_{}", seq % 3));
+        }
+
+        let round = deliverer.deliver_due().await.unwrap();
+
+        assert_eq!(round, report(22, 22, 0, 0));
+        assert_eq!(setup.receiver.received("chat"), event_ids((0..22).step_by(2)), "once each, in seq order");
+        assert_eq!(setup.receiver.received("hook"), event_ids((1..22).step_by(2)), "once each, in seq order");
+        assert_eq!(setup.store.outbox_counts().unwrap(), (0, 0));
+        assert_eq!(deliverer.next_due().unwrap(), None);
+    }
+
+    #[tokio::test]
+    async fn waiting_draft_holds_across_pages() {
+        let setup = Setup::start().await;
+        let deliverer = setup.deliverer(&[("hook", "ok")], 2);
+        setup.queue(0, "hook", "odft_x");
+        let mut later = setup.queue(1, "hook", "odft_a");
+        later.next_attempt_ms = START_MS + 60_000;
+        setup.store.update_entry(&later).unwrap();
+        setup.queue(2, "hook", "odft_y");
+        setup.queue(3, "hook", "odft_a");
+        setup.queue(4, "hook", "odft_z");
+
+        let first = deliverer.deliver_due().await.unwrap();
+
+        assert_eq!(first, report(3, 3, 0, 0));
+        assert_eq!(setup.receiver.received("hook"), event_ids([0, 2, 4]), "evt_3 waits behind evt_1 on page 1");
+        assert!(setup.entry(3).is_some(), "the later entry of odft_a stays pending");
+        let next = deliverer.next_due().unwrap();
+        assert_eq!(next, Some(from_unix_ms(START_MS + 60_000)), "only the head of odft_a counts");
+
+        setup.clock.advance(Duration::from_secs(61));
+        let second = deliverer.deliver_due().await.unwrap();
+        assert_eq!(second, report(2, 2, 0, 0));
+        assert_eq!(setup.receiver.received("hook"), event_ids([0, 2, 4, 1, 3]));
+    }
+
+    #[tokio::test]
+    async fn paused_sink_leaves_other_draining() {
+        let setup = Setup::start().await;
+        let deliverer = setup.deliverer(&[("down", "fail"), ("hook", "ok")], 2);
+        for seq in 0..10 {
+            let sink = if seq % 2 == 0 { "down" } else { "hook" };
+            setup.queue(seq, sink, &format!("odft_{seq}"));
+        }
+
+        let first = deliverer.deliver_due().await.unwrap();
+        assert_eq!(first, report(6, 5, 1, 0));
+        assert_eq!(setup.receiver.received("down"), event_ids([0]), "the round ends at the first retryable failure");
+        assert_eq!(setup.receiver.received("hook"), event_ids([1, 3, 5, 7, 9]));
+
+        for seq in 10..16 {
+            let sink = if seq % 2 == 0 { "down" } else { "hook" };
+            setup.queue(seq, sink, &format!("odft_{seq}"));
+        }
+        let second = deliverer.deliver_due().await.unwrap();
+        assert_eq!(second, report(3, 3, 0, 0));
+        assert_eq!(setup.receiver.received("down"), event_ids([0]), "a paused sink gets no request");
+        assert_eq!(setup.receiver.received("hook"), event_ids([1, 3, 5, 7, 9, 11, 13, 15]));
+        assert_eq!(setup.store.outbox_counts().unwrap(), (8, 0));
+        assert_eq!(deliverer.next_due().unwrap(), Some(from_unix_ms(START_MS + 30_000)), "the pause ends it");
+    }
+
+    #[tokio::test]
+    async fn slow_sink_holds_back_no_other() {
+        let setup = Setup::start().await;
+        // `chat` comes first in name order and answers only after `hook` got all 5 entries,
+        // so it is delivered only if the two sinks are drained side by side.
+        let deliverer = setup.deliverer(&[("chat", "wait-for-hook-5"), ("hook", "ok")], 2);
+        setup.queue(0, "chat", "odft_0");
+        for seq in 1..6 {
+            setup.queue(seq, "hook", &format!("odft_{seq}"));
+        }
+
+        let round = deliverer.deliver_due().await.unwrap();
+
+        assert_eq!(round, report(6, 6, 0, 0));
+        assert_eq!(setup.receiver.received("hook"), event_ids(1..6));
+    }
+
+    #[tokio::test]
+    async fn dead_letters_are_skipped() {
+        let setup = Setup::start().await;
+        let deliverer = setup.deliverer(&[("hook", "ok")], 2);
+        let mut dead = Vec::new();
+        for seq in 0..8 {
+            if seq % 3 == 1 {
+                setup.queue(seq, "hook", "odft_1");
+            } else {
+                dead.push(setup.queue_dead(seq, "hook", "odft_1"));
+            }
+        }
+
+        let round = deliverer.deliver_due().await.unwrap();
+
+        assert_eq!(round, report(3, 3, 0, 0));
+        assert_eq!(setup.receiver.received("hook"), event_ids([1, 4, 7]), "dead letters do not hold odft_1 back");
+        for letter in &dead {
+            assert_eq!(setup.entry(letter.seq).as_ref(), Some(letter), "dead letters stay untouched");
+        }
+        assert_eq!(deliverer.next_due().unwrap(), None, "dead letters are never due");
+    }
+
+    #[tokio::test]
+    async fn unconfigured_sink_dead_lettered() {
+        let setup = Setup::start().await;
+        let deliverer = setup.deliverer(&[("hook", "ok")], 2);
+        let earlier = setup.queue_dead(0, "gone", "odft_0");
+        for seq in 1..7 {
+            let sink = if seq % 2 == 0 { "gone" } else { "hook" };
+            setup.queue(seq, sink, &format!("odft_{seq}"));
+        }
+
+        let round = deliverer.deliver_due().await.unwrap();
+
+        assert_eq!(round, report(3, 3, 0, 3));
+        assert_eq!(setup.receiver.received("hook"), event_ids([1, 3, 5]));
+        assert!(setup.receiver.received("gone").is_empty());
+        for seq in [2, 4, 6] {
+            let entry = setup.entry(seq).expect("a dead letter is kept");
+            assert_eq!(entry.state, EntryState::Dead, "evt_{seq}");
+            assert_eq!(entry.last_error.as_deref(), Some("sink `gone` is no longer configured"), "evt_{seq}");
+            assert_eq!(entry.attempts, 0, "evt_{seq} was never sent");
+        }
+        assert_eq!(setup.entry(0), Some(earlier), "an earlier dead letter is not dead-lettered again");
+        assert_eq!(setup.store.outbox_counts().unwrap(), (0, 4));
+    }
 
     #[test]
     fn retry_delay_honours_hint_capped() {

@@ -159,3 +159,121 @@ fn decode_entry(key: &[u8], value: &[u8]) -> Result<OutboxEntry, StoreError> {
     entry.seq = key.try_into().map(u64::from_be_bytes).unwrap_or(entry.seq);
     Ok(entry)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::render::fixture;
+
+    /// Builds an entry of event `evt_<seq>` for `draft` at `sink`, stored under `seq`.
+    fn entry(seq: u64, sink: &str, draft: &str, state: EntryState) -> OutboxEntry {
+        let mut notification = fixture::status_changed();
+        notification.event.id = format!("evt_{seq}");
+        notification.event.draft_id = draft.to_owned();
+        let mut entry = OutboxEntry::new(sink.to_owned(), notification, 1_000);
+        entry.seq = seq;
+        entry.state = state;
+        entry
+    }
+
+    fn seqs(entries: &[OutboxEntry]) -> Vec<u64> {
+        entries.iter().map(|entry| entry.seq).collect()
+    }
+
+    #[test]
+    fn outbox_iter_follows_seq_order() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        for seq in [300, 1, 256, 0] {
+            store.update_entry(&entry(seq, "a", "odft_1", EntryState::Pending)).unwrap();
+        }
+
+        let entries: Vec<OutboxEntry> = store.outbox_iter().collect::<Result<_, _>>().unwrap();
+        assert_eq!(seqs(&entries), [0, 1, 256, 300], "big-endian keys sort numerically");
+        assert_eq!(entries[2].notification.event.id, "evt_256");
+    }
+
+    #[test]
+    fn outbox_iter_takes_seq_from_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let unnumbered = entry(0, "a", "odft_1", EntryState::Pending);
+        store.outbox.insert(42u64.to_be_bytes(), encode(&unnumbered)).unwrap();
+
+        let read = store.outbox_iter().next().unwrap().unwrap();
+        assert_eq!(read.seq, 42);
+        let pending = store.pending_page("a", None, 10).unwrap();
+        assert_eq!(seqs(&pending), [42], "pending pages take it from the key too");
+    }
+
+    #[test]
+    fn pending_page_resumes_after_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let rows = [
+            (0, "a", EntryState::Pending),
+            (1, "b", EntryState::Pending),
+            (2, "a", EntryState::Dead),
+            (3, "a", EntryState::Pending),
+            (4, "a", EntryState::Pending),
+            (5, "b", EntryState::Dead),
+            (6, "a", EntryState::Pending),
+        ];
+        for (seq, sink, state) in rows {
+            store.update_entry(&entry(seq, sink, "odft_1", state)).unwrap();
+        }
+
+        let first = store.pending_page("a", None, 2).unwrap();
+        assert_eq!(seqs(&first), [0, 3], "dead rows and other sinks are skipped");
+        let second = store.pending_page("a", Some(3), 2).unwrap();
+        assert_eq!(seqs(&second), [4, 6]);
+        let third = store.pending_page("a", Some(6), 2).unwrap();
+        assert!(third.is_empty(), "{third:?}");
+        assert_eq!(seqs(&store.pending_page("b", None, 5).unwrap()), [1]);
+        assert_eq!(seqs(&store.pending_page("a", Some(0), 1).unwrap()), [3], "`after` itself is excluded");
+    }
+
+    #[test]
+    fn pending_iter_reports_corrupt_row() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.update_entry(&entry(1, "a", "odft_1", EntryState::Pending)).unwrap();
+        store.outbox.insert(2u64.to_be_bytes(), &b"{not json"[..]).unwrap();
+
+        let read: Vec<_> = store.pending_iter(None, |_| true).collect();
+        assert_eq!(read.len(), 2, "{read:?}");
+        assert!(read[0].is_ok());
+        assert!(matches!(read[1], Err(StoreError::Corrupt { .. })), "{:?}", read[1]);
+        assert!(store.pending_page("b", None, 10).is_err(), "another sink's page does not skip it");
+        assert!(store.outbox_counts().is_err());
+    }
+
+    #[test]
+    fn outbox_counts_by_state() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.outbox_counts().unwrap(), (0, 0));
+        let (pending, dead) = (EntryState::Pending, EntryState::Dead);
+        for (seq, state) in (0..).zip([pending, dead, pending, dead, pending]) {
+            store.update_entry(&entry(seq, "a", "odft_1", state)).unwrap();
+        }
+
+        assert_eq!(store.outbox_counts().unwrap(), (3, 2));
+    }
+
+    #[test]
+    fn find_entries_by_event_or_id() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let mut shared_event = entry(2, "b", "odft_1", EntryState::Dead);
+        shared_event.notification.event.id = "evt_1".to_owned();
+        store.update_entry(&entry(1, "a", "odft_1", EntryState::Pending)).unwrap();
+        store.update_entry(&shared_event).unwrap();
+        store.update_entry(&entry(3, "a", "odft_2", EntryState::Pending)).unwrap();
+
+        assert_eq!(seqs(&store.find_entries("evt_1").unwrap()), [1, 2], "a bare event id names every sink");
+        assert_eq!(seqs(&store.find_entries("evt_1:b").unwrap()), [2]);
+        assert!(store.find_entries("evt_1:c").unwrap().is_empty());
+        assert!(store.find_entries("evt_9").unwrap().is_empty());
+    }
+}
