@@ -419,6 +419,30 @@ mod tests {
     }
 
     #[test]
+    fn status_lists_newest_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let total = DEAD_LETTERS_SHOWN as u64 + 5;
+        for seq in 0..total {
+            let mut entry = crate::state::OutboxEntry::new("ops".into(), crate::render::fixture::status_changed(), 0);
+            entry.notification.event.id = format!("evt_{seq}");
+            entry.seq = seq;
+            if seq != 3 {
+                entry.state = EntryState::Dead;
+            }
+            store.update_entry(&entry).unwrap();
+        }
+
+        let report = outbox_report(&store);
+
+        assert_eq!((report.pending, report.dead), (1, total as usize - 1));
+        let ids: Vec<&str> = report.dead_letters.iter().map(|letter| letter.id.as_str()).collect();
+        let newest: Vec<String> =
+            (0..total).rev().take(DEAD_LETTERS_SHOWN).map(|seq| format!("evt_{seq}:ops")).collect();
+        assert_eq!(ids, newest, "the newest first, at most {DEAD_LETTERS_SHOWN}");
+    }
+
+    #[test]
     fn status_not_ready_without_store() {
         let status = Status::new();
         let error = ApiError::Transport {
