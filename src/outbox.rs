@@ -50,8 +50,8 @@ pub fn retry(store: &Store, id: Option<&str>, now: SystemTime) -> anyhow::Result
                 changed += 1;
             }
         }
-        // Each dead entry is rewritten as the walk reaches it, so `--all` holds one entry
-        // at a time however many dead letters there are.
+        // Each dead entry is rewritten as the walk reaches it, so `--all` keeps one entry in
+        // memory at a time however many dead letters there are.
         None => {
             for entry in store.outbox_iter() {
                 let entry = entry?;

@@ -4,6 +4,10 @@
 //! duplicates the others. Within a sink, entries go out in detection order, and a
 //! draft's later notification never overtakes an earlier one that is still pending. What
 //! counts as retryable is the sink's call; how long to wait is decided here.
+//!
+//! Each sink's task reads its pending entries from the outbox `PAGE` (64) at a time, so a
+//! round keeps at most one page of decoded entries per sink in memory, however many
+//! entries and dead letters the outbox has.
 
 mod pace;
 
@@ -28,8 +32,8 @@ const BASE_BACKOFF: Duration = Duration::from_secs(1);
 /// Requests in flight at once across all sinks. Within one sink, requests go one at a time.
 pub const MAX_IN_FLIGHT: usize = 8;
 
-/// Pending entries a sink's task reads from the outbox at a time. A decoded entry takes
-/// about 5 KiB, mostly the draft object, so a page takes about 320 KiB.
+/// Pending entries a sink's task reads from the outbox at a time. A decoded entry carries
+/// its draft object, roughly 5 KiB for a typical draft, so a page takes an estimated 320 KiB.
 const PAGE: usize = 64;
 
 /// Slack's pace: about one message per second per incoming webhook, with short bursts.
@@ -98,9 +102,9 @@ impl Deliverer {
     /// Attempts every pending entry that is due now, then flushes the outbox.
     ///
     /// Entries of sinks that are no longer configured are dead-lettered first. Then each
-    /// configured sink's task reads its own pending entries in pages, so a round holds at
-    /// most one page of decoded entries per sink, whatever the size of the outbox. Entries
-    /// queued while the round runs may be attempted in it too.
+    /// configured sink's task reads its own pending entries in pages, so a round keeps at
+    /// most one page of decoded entries per sink in memory, whatever the size of the
+    /// outbox. Entries queued while the round runs may be attempted in it too.
     pub async fn deliver_due(&self) -> Result<DeliveryReport, StoreError> {
         let now_ms = unix_ms(self.clock.now());
         let mut report = DeliveryReport::default();
@@ -154,7 +158,7 @@ impl Deliverer {
     }
 }
 
-/// Whether a sink's round goes on after an attempt.
+/// The step after an attempt in a sink's round.
 enum Next {
     Continue,
     EndRound,
@@ -178,8 +182,8 @@ async fn drain_sink(
         return Ok(report);
     }
 
-    // Drafts with an entry that is not due, or behind one that is not: their later
-    // entries wait too. Kept across pages, so the order holds at page boundaries.
+    // Drafts with an entry that is not due, or that waits behind one. Their later entries
+    // wait too. The set is kept across pages, so the order is kept at page boundaries.
     let mut waiting_drafts: HashSet<String> = HashSet::new();
     let mut after = None;
     loop {
@@ -335,9 +339,9 @@ mod tests {
     /// `webhook-id`, which is the event id `evt_<seq>`.
     type Log = Arc<StdMutex<Vec<(String, String)>>>;
 
-    /// A webhook receiver on a free loopback port. It records every request and answers by
-    /// the path `/<sink>/<behavior>`: `ok` is 200, `fail` is 503 with `Retry-After: 30`,
-    /// and `wait-for-<sink>-<n>` answers 200 once `<sink>` got `n` requests, or 503 after
+    /// A webhook receiver on a free loopback port. It records every request and responds by
+    /// the path `/<sink>/<behavior>`: `ok` with 200, `fail` with 503 and `Retry-After: 30`,
+    /// and `wait-for-<sink>-<n>` with 200 once `<sink>` got `n` requests, or 503 after
     /// 5 seconds.
     struct Receiver {
         addr: SocketAddr,
@@ -531,7 +535,7 @@ mod tests {
     #[tokio::test]
     async fn slow_sink_holds_back_no_other() {
         let setup = Setup::start().await;
-        // `chat` comes first in name order and answers only after `hook` got all 5 entries,
+        // `chat` comes first in name order and responds only after `hook` got all 5 entries,
         // so it is delivered only if the two sinks are drained side by side.
         let deliverer = setup.deliverer(&[("chat", "wait-for-hook-5"), ("hook", "ok")], 2);
         setup.queue(0, "chat", "odft_0");

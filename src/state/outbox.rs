@@ -1,5 +1,10 @@
 //! The outbox rows: one notification for one sink, from detection until it is delivered,
 //! dead-lettered or dropped.
+//!
+//! Rows are read lazily in seq order, one decoded entry at a time ([`Store::outbox_iter`],
+//! [`Store::pending_iter`]) or a bounded page at a time ([`Store::pending_page`]), because a
+//! decoded entry carries the draft object and dead letters are kept until an operator acts.
+//! Only [`Store::outbox_entries`] collects the whole outbox; it is meant for tests.
 
 use std::borrow::Cow;
 use std::ops::Bound;
@@ -35,8 +40,8 @@ pub struct OutboxEntry {
     pub last_error: Option<String>,
 }
 
-/// The fields of an outbox row that decide whether a reader wants it, decoded without
-/// the notification.
+/// The sink and state of an outbox row, decoded without the notification so that readers
+/// skip rows cheaply.
 #[derive(Deserialize)]
 struct RowHead<'a> {
     #[serde(borrow)]
@@ -75,15 +80,15 @@ impl Store {
         })
     }
 
-    /// Iterates over the pending entries whose sink `wanted` accepts, in detection order,
+    /// Iterates over the pending entries whose sink `include_sink` accepts, in detection order,
     /// starting after seq `after` (at the first entry with `None`).
     ///
-    /// Dead rows and rows of unwanted sinks are skipped after decoding only their sink and
+    /// Dead rows and rows of other sinks are skipped after decoding only their sink and
     /// state, not the notification, so dead letters cost little to pass over.
     pub fn pending_iter(
         &self,
         after: Option<u64>,
-        mut wanted: impl FnMut(&str) -> bool,
+        mut include_sink: impl FnMut(&str) -> bool,
     ) -> impl Iterator<Item = Result<OutboxEntry, StoreError>> {
         let rows = match after {
             Some(seq) => self.outbox.range((Bound::Excluded(seq.to_be_bytes()), Bound::Unbounded)),
@@ -95,7 +100,9 @@ impl Store {
                 Err(error) => return Some(Err(error.into())),
             };
             match decode::<RowHead>(&key, &value) {
-                Ok(head) if head.state == EntryState::Pending && wanted(&head.sink) => Some(decode_entry(&key, &value)),
+                Ok(head) if head.state == EntryState::Pending && include_sink(&head.sink) => {
+                    Some(decode_entry(&key, &value))
+                }
                 Ok(_) => None,
                 Err(error) => Some(Err(error)),
             }
@@ -110,8 +117,9 @@ impl Store {
 
     /// Returns every outbox entry, pending and dead, in detection order.
     ///
-    /// N.B. this holds the whole outbox in memory, about 5 KiB per entry. Code that runs
-    /// in `run` uses [`Store::outbox_iter`] or [`Store::pending_iter`] instead.
+    /// N.B. this keeps the whole outbox in memory, roughly 5 KiB per entry with a typical
+    /// draft object. Code that runs in `run` uses [`Store::outbox_iter`] or
+    /// [`Store::pending_iter`] instead.
     pub fn outbox_entries(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         self.outbox_iter().collect()
     }
