@@ -14,7 +14,7 @@ use crate::delivery::DeliveryReport;
 use crate::pipeline::SweepReport;
 use crate::reload::Reload;
 use crate::shutdown::Shutdown;
-use crate::state::{EntryState, StoreError};
+use crate::state::StoreError;
 
 /// How long in-flight deliveries may take to finish once shutdown is requested. What is
 /// still in flight after that stays pending for the next start.
@@ -199,7 +199,7 @@ pub async fn once(app: &App) -> anyhow::Result<OnceOutcome> {
     log_cycle(&sweep, &delivery);
     crate::status::global().sweep_finished(&sweep, app.clock.now());
     app.store.flush()?;
-    let pending = app.store.outbox_entries()?.iter().filter(|entry| entry.state == EntryState::Pending).count();
+    let (pending, _) = app.store.outbox_counts()?;
     Ok(OnceOutcome { sweep, delivery, pending })
 }
 

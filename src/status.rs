@@ -10,7 +10,7 @@
 //! recorder: the workers that report are rebuilt on every reload, while what they observed
 //! must outlive them. Tests of this module build their own with [`Status::new`].
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::fmt::Display;
 use std::sync::{Arc, LazyLock, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, SystemTime};
@@ -337,25 +337,31 @@ impl Outcome {
 }
 
 fn outbox_report(store: &Store) -> OutboxReport {
-    let entries = match store.outbox_entries() {
-        Ok(entries) => entries,
-        Err(error) => return OutboxReport { error: Some(error.to_string()), ..OutboxReport::default() },
-    };
-    let dead: Vec<_> = entries.iter().filter(|entry| entry.state == EntryState::Dead).collect();
-    let dead_letters = dead
-        .iter()
-        .rev()
-        .take(DEAD_LETTERS_SHOWN)
-        .map(|entry| DeadLetter {
+    let mut report = OutboxReport::default();
+    let mut newest_dead = VecDeque::with_capacity(DEAD_LETTERS_SHOWN + 1);
+    for entry in store.outbox_iter() {
+        let entry = match entry {
+            Ok(entry) => entry,
+            Err(error) => return OutboxReport { error: Some(error.to_string()), ..OutboxReport::default() },
+        };
+        if entry.state == EntryState::Pending {
+            report.pending += 1;
+            continue;
+        }
+
+        report.dead += 1;
+        newest_dead.push_front(DeadLetter {
             id: entry.id(),
-            sink: entry.sink.clone(),
-            draft_id: entry.notification.event.draft_id.clone(),
+            sink: entry.sink,
+            draft_id: entry.notification.event.draft_id,
             event_type: entry.notification.event.kind.to_string(),
             attempts: entry.attempts,
-            reason: entry.last_error.clone(),
-        })
-        .collect();
-    OutboxReport { pending: entries.len() - dead.len(), dead: dead.len(), dead_letters, error: None }
+            reason: entry.last_error,
+        });
+        newest_dead.truncate(DEAD_LETTERS_SHOWN);
+    }
+    report.dead_letters = newest_dead.into();
+    report
 }
 
 fn rfc3339(time: SystemTime) -> String {
@@ -410,6 +416,30 @@ mod tests {
         assert_eq!(sink.last_error.as_deref(), Some("connection refused"));
         assert_eq!(sink.last_error_at.as_deref(), Some(rfc3339(at(5)).as_str()));
         assert_eq!(sink.last_delivered_at.as_deref(), Some(rfc3339(at(9)).as_str()));
+    }
+
+    #[test]
+    fn status_lists_newest_dead_letters() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        let total = DEAD_LETTERS_SHOWN as u64 + 5;
+        for seq in 0..total {
+            let mut entry = crate::state::OutboxEntry::new("ops".into(), crate::render::fixture::status_changed(), 0);
+            entry.notification.event.id = format!("evt_{seq}");
+            entry.seq = seq;
+            if seq != 3 {
+                entry.state = EntryState::Dead;
+            }
+            store.update_entry(&entry).unwrap();
+        }
+
+        let report = outbox_report(&store);
+
+        assert_eq!((report.pending, report.dead), (1, total as usize - 1));
+        let ids: Vec<&str> = report.dead_letters.iter().map(|letter| letter.id.as_str()).collect();
+        let newest: Vec<String> =
+            (0..total).rev().take(DEAD_LETTERS_SHOWN).map(|seq| format!("evt_{seq}:ops")).collect();
+        assert_eq!(ids, newest, "the newest first, at most {DEAD_LETTERS_SHOWN}");
     }
 
     #[test]

@@ -562,7 +562,7 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     serde_json::to_vec(value).expect("state values always serialize to JSON")
 }
 
-fn decode<T: for<'de> Deserialize<'de>>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+fn decode<'de, T: Deserialize<'de>>(key: &[u8], bytes: &'de [u8]) -> Result<T, StoreError> {
     serde_json::from_slice(bytes).map_err(|source| StoreError::Corrupt { key: printable_key(key), source })
 }
 
