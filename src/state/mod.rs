@@ -10,18 +10,18 @@
 //!   each offer whose `summaries` may lag behind `drafts`.
 //! - `drafts`: `offer_id \0 draft_id` → [`SnapshotEntry`] as compressed JSON, draft object
 //!   included ([`row`]).
-//! - `summaries`: `offer_id \0` and a big-endian u16 shard number → the packed
-//!   [`EntrySummary`] records of that shard's drafts ([`summary`]). They are derived from
-//!   `drafts` and written once per offer sweep by [`Store::finish`], not with every commit:
-//!   rewriting shards in every commit made sled's log grow by gigabytes over a large
-//!   baseline. Each commit marks the offer's summaries stale in `meta` in its own
-//!   transaction, and [`Store::finish`] clears the mark, so after a crash in between the
-//!   next load rebuilds them from `drafts`.
 //! - `offers`: `offer_id` → JSON [`OfferState`].
 //! - `outbox`: big-endian u64 sequence number → JSON [`OutboxEntry`], so iteration order
 //!   is detection order.
 //!
-//! The store also keeps the summaries of each offer in memory, loaded from `summaries` on
+//! Beside the sled database, the `summaries` directory holds one file per offer with the
+//! [`EntrySummary`] of each of its drafts ([`summary`]). The files are derived from
+//! `drafts` and written once per offer sweep by [`Store::finish`], not with every commit.
+//! Each commit marks the offer's summaries stale in `meta` in its own transaction, and
+//! [`Store::finish`] clears the mark, so after a crash in between the next load rebuilds
+//! them from `drafts`.
+//!
+//! The store also keeps the summaries of each offer in memory, loaded from its file on
 //! first use and updated by each commit, so a sweep finds unchanged drafts without reading
 //! their entries.
 
@@ -52,8 +52,9 @@ pub use outbox::{EntryState, OutboxEntry};
 /// teach [`Store::open`] to migrate from the older number.
 ///
 /// Format 2 added the `summaries` tree and moved draft objects into the entry rows.
-/// Format 3 compresses the entry rows ([`row`]); it still reads the plain rows of format 2,
-/// so moving from 2 to 3 rewrites nothing. [`Store::open`] migrates a state of format 1.
+/// Format 3 compresses the entry rows ([`row`]) and keeps the summaries in files. It still
+/// reads the plain rows of format 2, so moving from 2 to 3 only copies the summaries out of
+/// their tree. [`Store::open`] migrates a state of format 1 or 2.
 pub const FORMAT_VERSION: u32 = 3;
 
 /// How many drafts one transaction writes. A large baseline is written in several
@@ -67,9 +68,6 @@ const WRITE_CHUNK: usize = 500;
 /// 3.5 MiB less resident than 8 MiB.
 /// N.B. sled measures this in bytes on disk; what it keeps in memory is larger.
 const CACHE_CAPACITY: u64 = 1024 * 1024;
-
-/// How many summary shards [`Store::finish`] writes per transaction.
-const FINISH_CHUNK: usize = 32;
 
 /// Name of the lock file inside the state directory.
 const LOCK_FILE: &str = "draftwatch.lock";
@@ -107,7 +105,12 @@ pub enum StoreError {
     #[error(
         "draft summaries of offer {offer_id} are unreadable: {source}; stop draftwatch and start it again, which rebuilds them from the snapshot"
     )]
-    CorruptSummary { offer_id: String, source: summary::ShardError },
+    CorruptSummary { offer_id: String, source: summary::SummaryError },
+
+    #[error(
+        "cannot write the draft summaries of offer {offer_id}: {source}; check that the state directory is writable and has free space"
+    )]
+    WriteSummary { offer_id: String, source: std::io::Error },
 }
 
 /// The stored state of one offer.
@@ -124,8 +127,8 @@ pub struct OfferState {
 /// The summaries of one offer's drafts, by [`id_hash`] of the draft id.
 pub type OfferIndex = IdMap<EntrySummary>;
 
-/// Summary changes of one offer, by shard number and draft id.
-type ShardChanges = BTreeMap<u16, BTreeMap<String, Option<EntrySummary>>>;
+/// Summary changes of one offer, by draft id.
+type OfferChanges = BTreeMap<String, Option<EntrySummary>>;
 
 /// One draft's snapshot write and the notifications it produced, stored atomically.
 #[derive(Clone, Debug)]
@@ -152,18 +155,16 @@ pub struct Store {
     path: PathBuf,
     db: sled::Db,
     drafts: sled::Tree,
-    /// Contains the summaries of the entries in `drafts`, except for the changes in
-    /// `unsaved`. Where a crash lost those, `meta` marks the offer stale.
-    summaries: sled::Tree,
     meta: sled::Tree,
     offers: sled::Tree,
     outbox: sled::Tree,
     /// Summaries of the drafts of each offer loaded so far; always equal to what `drafts`
     /// holds for that offer. About 4 MiB per 100,000 drafts.
     index: Mutex<HashMap<String, OfferIndex>>,
-    /// Summary changes committed to `drafts` and not yet written to `summaries`, by offer,
-    /// shard and draft id; `None` drops the draft's summary.
-    unsaved: Mutex<HashMap<String, ShardChanges>>,
+    /// Summary changes committed to `drafts` and not yet written to the summary files, by
+    /// offer and draft id; `None` drops the draft's summary. Where a crash lost them, `meta`
+    /// marks the offer stale.
+    unsaved: Mutex<HashMap<String, OfferChanges>>,
     /// Holds the exclusive lock on [`LOCK_FILE`] for as long as the store is open.
     _lock: File,
 }
@@ -203,7 +204,6 @@ impl Store {
         let store = Store {
             path: path.to_owned(),
             drafts: db.open_tree("drafts")?,
-            summaries: db.open_tree("summaries")?,
             offers: db.open_tree("offers")?,
             outbox: db.open_tree("outbox")?,
             meta,
@@ -218,13 +218,16 @@ impl Store {
         if found < 2 || objects_apart {
             store.migrate_from_format_1()?;
         }
+        if store.db.tree_names().iter().any(|name| name.as_ref() == b"summaries") {
+            store.migrate_summaries_to_files()?;
+        }
         store.meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
         store.db.flush()?;
         Ok(store)
     }
 
     /// Migrates a state of format 1: moves each draft object from `draft_objects` into its
-    /// row, then builds the `summaries` tree. It reads every entry, so it runs once. A crash
+    /// row, then writes the summary files. It reads every entry, so it runs once. A crash
     /// before the new format number is written makes the next open run it again, which
     /// finds the objects already moved.
     fn migrate_from_format_1(&self) -> Result<(), StoreError> {
@@ -246,34 +249,69 @@ impl Store {
         self.db.flush()?;
         self.db.drop_tree("draft_objects")?;
 
-        self.summaries.clear()?;
         for offer_id in offers {
             self.rebuild_offer_summaries(&offer_id)?;
         }
         Ok(())
     }
 
-    /// Rebuilds one offer's summaries from its entries in `drafts` and clears its stale
+    /// Copies the summaries of format 2, kept in the `summaries` tree as packed shards, into
+    /// the summary files, then drops the tree. It reads only the shards, not the entries.
+    /// A crash before the tree is dropped makes the next open copy them again.
+    fn migrate_summaries_to_files(&self) -> Result<(), StoreError> {
+        tracing::info!(path = %self.path.display(), "moving the draft summaries into files");
+        let tree = self.db.open_tree("summaries")?;
+        let mut current: Option<(String, summary::Writer)> = None;
+        for shard in tree.iter() {
+            let (key, value) = shard?;
+            let offer_id = String::from_utf8_lossy(&key[..key.len().saturating_sub(3)]).into_owned();
+            if current.as_ref().is_none_or(|(open, _)| *open != offer_id) {
+                if let Some((done, writer)) = current.take() {
+                    writer.commit().map_err(|source| StoreError::WriteSummary { offer_id: done, source })?;
+                }
+                let writer = summary::Writer::create(&summary::file_path(&self.path, &offer_id))
+                    .map_err(|source| StoreError::WriteSummary { offer_id: offer_id.clone(), source })?;
+                current = Some((offer_id, writer));
+            }
+
+            let (offer_id, writer) = current.as_mut().expect("a writer was opened above");
+            let Some(records) = summary::shard_records(&value) else {
+                // The load rebuilds it from the entries.
+                self.meta.insert(stale_key(offer_id), &[])?;
+                continue;
+            };
+            for (draft_id, entry_summary) in records {
+                writer
+                    .push(draft_id, &entry_summary)
+                    .map_err(|source| StoreError::WriteSummary { offer_id: offer_id.clone(), source })?;
+            }
+        }
+        if let Some((offer_id, writer)) = current {
+            writer.commit().map_err(|source| StoreError::WriteSummary { offer_id, source })?;
+        }
+
+        self.db.flush()?;
+        self.db.drop_tree("summaries")?;
+        Ok(())
+    }
+
+    /// Rebuilds one offer's summary file from its entries in `drafts` and clears its stale
     /// mark. It reads every entry of the offer, so it runs only when a state is migrated,
-    /// after a crash between a commit and [`Store::finish`], or for unreadable shards.
+    /// after a crash between a commit and [`Store::finish`], or for a missing or damaged
+    /// file.
     fn rebuild_offer_summaries(&self, offer_id: &str) -> Result<(), StoreError> {
         tracing::info!(offer_id, "rebuilding the draft summaries from the snapshot");
+        let write_error = |source| StoreError::WriteSummary { offer_id: offer_id.to_owned(), source };
         let prefix = draft_key(offer_id, "");
-        let mut shards: BTreeMap<u16, Vec<u8>> = BTreeMap::new();
+        let mut writer = summary::Writer::create(&summary::file_path(&self.path, offer_id)).map_err(write_error)?;
         for row in self.drafts.scan_prefix(&prefix) {
             let (key, value) = row?;
             let row: EntryRow<IgnoredAny> = decode_row(&key, &value)?;
             let draft_id = String::from_utf8_lossy(&key[prefix.len()..]);
-            let shard = summary::shard_of(id_hash(&draft_id));
-            summary::push_record(shards.entry(shard).or_default(), &draft_id, &row.summary());
+            writer.push(&draft_id, &row.summary()).map_err(write_error)?;
         }
+        writer.commit().map_err(write_error)?;
 
-        for key in self.summaries.scan_prefix(summary::offer_prefix(offer_id)).keys() {
-            self.summaries.remove(key?)?;
-        }
-        for (shard, value) in shards {
-            self.summaries.insert(summary::shard_key(offer_id, shard), value)?;
-        }
         self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(offer_id);
         self.meta.remove(stale_key(offer_id))?;
         self.db.flush()?;
@@ -304,49 +342,57 @@ impl Store {
         Ok(f(&index[offer_id]))
     }
 
-    /// Loads one offer's summaries, rebuilding them first when they are marked stale or
-    /// do not decode.
+    /// Loads one offer's summaries, rebuilding them first when they are marked stale, and
+    /// when their file is missing or damaged.
     fn load_offer_index(&self, offer_id: &str) -> Result<OfferIndex, StoreError> {
         if self.meta.contains_key(stale_key(offer_id))? {
             self.rebuild_offer_summaries(offer_id)?;
         }
         match self.read_offer_index(offer_id) {
+            Ok(Some(loaded)) => Ok(loaded),
+            // No file: an offer never committed has no entries either, so an empty index is
+            // right unless entries exist.
+            Ok(None) if self.drafts.scan_prefix(draft_key(offer_id, "")).next().is_none() => Ok(OfferIndex::default()),
+            Ok(None) => {
+                tracing::warn!(offer_id, "draft summary file is missing; rebuilding it");
+                self.rebuild_offer_summaries(offer_id)?;
+                Ok(self.read_offer_index(offer_id)?.unwrap_or_default())
+            }
             Err(StoreError::CorruptSummary { source, .. }) => {
                 tracing::warn!(offer_id, error = %source, "draft summaries are unreadable; rebuilding them");
                 self.rebuild_offer_summaries(offer_id)?;
-                self.read_offer_index(offer_id)
+                Ok(self.read_offer_index(offer_id)?.unwrap_or_default())
             }
-            result => result,
+            Err(error) => Err(error),
         }
     }
 
-    fn read_offer_index(&self, offer_id: &str) -> Result<OfferIndex, StoreError> {
+    /// Reads one offer's summary file, or returns `None` if it has none.
+    fn read_offer_index(&self, offer_id: &str) -> Result<Option<OfferIndex>, StoreError> {
         let corrupt = |source| StoreError::CorruptSummary { offer_id: offer_id.to_owned(), source };
+        let Some(mut reader) = summary::Reader::open(&summary::file_path(&self.path, offer_id)).map_err(corrupt)?
+        else {
+            return Ok(None);
+        };
+
         let mut loaded = OfferIndex::default();
-        for shard in self.summaries.scan_prefix(summary::offer_prefix(offer_id)) {
-            let (_, value) = shard?;
-            for record in summary::records(&value) {
-                let (draft_id, summary) = record.map_err(corrupt)?;
-                loaded.insert(id_hash(draft_id), summary);
-            }
+        while let Some((draft_id, summary)) = reader.next_record().map_err(corrupt)? {
+            loaded.insert(id_hash(draft_id), summary);
         }
-        Ok(loaded)
+        Ok(Some(loaded))
     }
 
     /// Returns the ids of the drafts of `offer_id` whose [`id_hash`] is in `hashes`.
     pub fn draft_ids(&self, offer_id: &str, hashes: &[u64]) -> Result<Vec<String>, StoreError> {
         let corrupt = |source| StoreError::CorruptSummary { offer_id: offer_id.to_owned(), source };
-        let mut shards: Vec<u16> = hashes.iter().map(|hash| summary::shard_of(*hash)).collect();
-        shards.sort_unstable();
-        shards.dedup();
-
         let wanted: IdMap<()> = hashes.iter().map(|hash| (*hash, ())).collect();
         let mut ids = Vec::with_capacity(hashes.len());
-        // Drafts committed since the last finish, added or removed, are not in `summaries`
-        // yet: what `unsaved` records for them overrides the shards.
+
+        // Drafts committed since the last finish, added or removed, are not in the file yet:
+        // what `unsaved` records for them overrides it.
         let mut overridden: IdMap<()> = IdMap::default();
         let unsaved = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        for (draft_id, summary) in unsaved.get(offer_id).into_iter().flat_map(|shards| shards.values().flatten()) {
+        for (draft_id, summary) in unsaved.get(offer_id).into_iter().flatten() {
             if !wanted.contains_key(&id_hash(draft_id)) {
                 continue;
             }
@@ -357,14 +403,14 @@ impl Store {
         }
         drop(unsaved);
 
-        for shard in shards {
-            let Some(value) = self.summaries.get(summary::shard_key(offer_id, shard))? else { continue };
-            for record in summary::records(&value) {
-                let (draft_id, _) = record.map_err(corrupt)?;
-                let hash = id_hash(draft_id);
-                if wanted.contains_key(&hash) && !overridden.contains_key(&hash) {
-                    ids.push(draft_id.to_owned());
-                }
+        let Some(mut reader) = summary::Reader::open(&summary::file_path(&self.path, offer_id)).map_err(corrupt)?
+        else {
+            return Ok(ids);
+        };
+        while let Some((draft_id, _)) = reader.next_record().map_err(corrupt)? {
+            let hash = id_hash(draft_id);
+            if wanted.contains_key(&hash) && !overridden.contains_key(&hash) {
+                ids.push(draft_id.to_owned());
             }
         }
         Ok(ids)
@@ -402,64 +448,48 @@ impl Store {
     }
 
     /// Writes the summaries that commits of `offer_id` changed, clears its stale mark and
-    /// flushes everything to disk. An unreadable shard makes it rebuild the offer's
+    /// flushes everything to disk. A damaged summary file makes it rebuild the offer's
     /// summaries from the entries instead.
     pub fn finish(&self, offer_id: &str) -> Result<(), StoreError> {
         let changes = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(offer_id);
         if let Some(changes) = changes {
-            // Written a few shards per transaction: one transaction over every shard a
-            // large sweep touched held them all in memory at once, about 7 MiB for 1,000
-            // changed drafts of a 100,000-draft offer. The stale mark goes last.
-            let shards: Vec<_> = changes.iter().collect();
-            let mut result = Ok(());
-            for group in shards.chunks(FINISH_CHUNK) {
-                result = self.summaries.transaction(|summaries| {
-                    for (shard, drafts) in group {
-                        let key = summary::shard_key(offer_id, **shard);
-                        let old = summaries.get(key.as_slice())?;
-                        let new = summary::apply(old.as_deref().unwrap_or_default(), drafts)
-                            .map_err(ConflictableTransactionError::Abort)?;
-                        match new.is_empty() {
-                            true => summaries.remove(key.as_slice())?,
-                            false => summaries.insert(key.as_slice(), new)?,
-                        };
-                    }
-                    Ok::<(), ConflictableTransactionError<summary::ShardError>>(())
-                });
-                if result.is_err() {
-                    break;
-                }
-            }
-            match result {
+            match self.write_summaries(offer_id, &changes) {
                 Ok(()) => {
                     self.meta.remove(stale_key(offer_id))?;
                 }
                 // The entries contain every committed change, so a rebuild loses none.
-                Err(TransactionError::Abort(error)) => {
+                Err(summary::MergeError::Read(error)) => {
                     tracing::warn!(offer_id, error = %error, "draft summaries are unreadable; rebuilding them");
                     self.rebuild_offer_summaries(offer_id)?;
                 }
                 // Kept for the next finish, which clears the stale mark and so must write
-                // them; rewriting the shards written already changes nothing.
-                Err(TransactionError::Storage(error)) => {
+                // them. The old file is still in place.
+                Err(summary::MergeError::Write(source)) => {
                     self.restore_unsaved(offer_id, changes);
-                    return Err(StoreError::Sled(error));
+                    return Err(StoreError::WriteSummary { offer_id: offer_id.to_owned(), source });
                 }
             }
         }
         self.flush()
     }
 
+    /// Rewrites one offer's summary file with `changes` applied.
+    fn write_summaries(&self, offer_id: &str, changes: &OfferChanges) -> Result<(), summary::MergeError> {
+        let path = summary::file_path(&self.path, offer_id);
+        let old = summary::Reader::open(&path)?;
+        let mut writer = summary::Writer::create(&path)?;
+        summary::merge(old, changes, &mut writer)?;
+        writer.commit()?;
+        Ok(())
+    }
+
     /// Puts back summary changes that [`Store::finish`] failed to write, under any change
     /// recorded for the same draft since.
-    fn restore_unsaved(&self, offer_id: &str, changes: ShardChanges) {
+    fn restore_unsaved(&self, offer_id: &str, changes: OfferChanges) {
         let mut unsaved = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
-        let offer = unsaved.entry(offer_id.to_owned()).or_default();
-        for (shard, drafts) in changes {
-            let recorded = offer.entry(shard).or_default();
-            for (draft_id, summary) in drafts {
-                recorded.entry(draft_id).or_insert(summary);
-            }
+        let recorded = unsaved.entry(offer_id.to_owned()).or_default();
+        for (draft_id, summary) in changes {
+            recorded.entry(draft_id).or_insert(summary);
         }
     }
 
@@ -531,7 +561,7 @@ impl Store {
                     None => loaded.remove(&hash),
                 };
             }
-            recorded.entry(summary::shard_of(hash)).or_default().insert(item.draft_id.clone(), summary);
+            recorded.insert(item.draft_id.clone(), summary);
         }
     }
 
@@ -706,14 +736,13 @@ mod tests {
     }
 
     #[test]
-    fn finish_repairs_corrupt_shard() {
+    fn finish_repairs_damaged_file() {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
             commit_one(&store, "odft_1", "1");
             store.finish("offer_1").unwrap();
-            let shard = summary::shard_key("offer_1", summary::shard_of(id_hash("odft_1")));
-            store.summaries.insert(shard, &[0xff][..]).unwrap();
+            fs::write(summary::file_path(dir.path(), "offer_1"), [0xff]).unwrap();
 
             commit_one(&store, "odft_1", "2");
             commit_one(&store, "odft_2", "1");
@@ -755,7 +784,7 @@ mod tests {
     }
 
     #[test]
-    fn finish_writes_shards_in_groups() {
+    fn finish_merges_changes_into_file() {
         let dir = tempfile::tempdir().unwrap();
         let ids: Vec<String> = (0..300).map(|index| format!("odft_{index}")).collect();
         {
@@ -763,33 +792,104 @@ mod tests {
             for id in &ids {
                 commit_one(&store, id, "1");
             }
-            let shards = store.unsaved.lock().unwrap()["offer_1"].len();
-            assert!(shards > 2 * FINISH_CHUNK, "{shards} shards need several groups");
+            store.finish("offer_1").unwrap();
+
+            for id in &ids[..100] {
+                commit_one(&store, id, "2");
+            }
+            let removals = ids[100..150]
+                .iter()
+                .map(|id| DraftCommit { draft_id: id.clone(), entry: None, notifications: vec![] })
+                .collect();
+            store.commit(SweepCommit { offer_id: "offer_1".into(), drafts: removals, offer_state: None }).unwrap();
             store.finish("offer_1").unwrap();
             assert!(!store.meta.contains_key(stale_key("offer_1")).unwrap());
         }
 
         let store = Store::open(dir.path()).unwrap();
         let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
-        assert_eq!(index.len(), ids.len());
-        assert!(ids.iter().all(|id| index.contains_key(&id_hash(id))));
+        assert_eq!(index.len(), 250);
+        for id in &ids[..100] {
+            assert_eq!(index[&id_hash(id)], EntrySummary::of(&snapshot(DraftStatus::Payment, "2")), "{id}");
+        }
+        assert!(ids[100..150].iter().all(|id| !index.contains_key(&id_hash(id))), "removed drafts are gone");
+        for id in &ids[150..] {
+            assert_eq!(index[&id_hash(id)], EntrySummary::of(&snapshot(DraftStatus::Payment, "1")), "{id}");
+        }
     }
 
     #[test]
-    fn corrupt_summaries_are_rebuilt() {
+    fn damaged_summary_file_is_rebuilt() {
         let dir = tempfile::tempdir().unwrap();
+        let path = summary::file_path(dir.path(), "offer_1");
         {
             let store = Store::open(dir.path()).unwrap();
             commit_one(&store, "odft_1", "1");
             store.finish("offer_1").unwrap();
-            let shard = summary::shard_key("offer_1", summary::shard_of(id_hash("odft_1")));
-            store.summaries.insert(shard, &[0xff][..]).unwrap();
-            store.flush().unwrap();
+            let mut bytes = fs::read(&path).unwrap();
+            bytes.pop();
+            fs::write(&path, bytes).unwrap();
         }
 
         let store = Store::open(dir.path()).unwrap();
         let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
         assert_eq!(index[&id_hash("odft_1")], EntrySummary::of(&snapshot(DraftStatus::Payment, "1")));
+        assert!(summary::Reader::open(&path).unwrap().is_some(), "the rebuild wrote the file again");
+    }
+
+    #[test]
+    fn missing_summary_file_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit_one(&store, "odft_1", "1");
+            commit_one(&store, "odft_2", "1");
+            store.finish("offer_1").unwrap();
+        }
+        fs::remove_file(summary::file_path(dir.path(), "offer_1")).unwrap();
+
+        let store = Store::open(dir.path()).unwrap();
+        let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+        assert_eq!(index.len(), 2, "known drafts must not look new");
+        let empty = store.with_offer_index("offer_2", |index| index.len()).unwrap();
+        assert_eq!(empty, 0);
+        assert!(!summary::file_path(dir.path(), "offer_2").exists(), "an offer without entries needs no file");
+    }
+
+    /// Format 2 kept the summaries in a `summaries` tree, one value per shard.
+    #[test]
+    fn store_moves_summaries_into_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let kept = EntrySummary::of(&snapshot(DraftStatus::Install, "7"));
+        {
+            let store = Store::open(dir.path()).unwrap();
+            // An entry missing from the shards shows that the summaries were copied, not
+            // rebuilt from the entries.
+            store
+                .drafts
+                .insert(draft_key("offer_1", "odft_9"), encode_entry(&snapshot(DraftStatus::Done, "9")))
+                .unwrap();
+            let mut record = Vec::new();
+            record.extend_from_slice(&6u16.to_le_bytes());
+            record.extend_from_slice(b"odft_1");
+            record.extend_from_slice(&kept.state_hash.to_le_bytes());
+            record.extend_from_slice(&i64::from(kept.status_since).to_le_bytes());
+            record.push(kept.status.as_byte());
+            record.push(0);
+            let shards = store.db.open_tree("summaries").unwrap();
+            let mut key = b"offer_1\0".to_vec();
+            key.extend_from_slice(&17u16.to_be_bytes());
+            shards.insert(key, record).unwrap();
+            store.meta.insert("format_version", &2u32.to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+        assert_eq!(index.len(), 1);
+        assert_eq!(index[&id_hash("odft_1")], EntrySummary { has_draft: false, ..kept });
+        assert!(!store.db.tree_names().iter().any(|name| name == b"summaries"), "the tree is gone");
+        assert_eq!(store.meta.get("format_version").unwrap().unwrap().as_ref(), FORMAT_VERSION.to_be_bytes());
     }
 
     #[test]
@@ -899,7 +999,6 @@ mod tests {
             let objects = store.db.open_tree("draft_objects").unwrap();
             objects.insert(draft_key("offer_1", "odft_2"), &br#"{"id":"odft_2","status":"done"}"#[..]).unwrap();
             store.offers.insert("offer_1", &br#"{"baselined_at":5}"#[..]).unwrap();
-            store.summaries.clear().unwrap();
             store.db.open_tree("meta").unwrap().insert("format_version", &1u32.to_be_bytes()).unwrap();
             store.flush().unwrap();
         }
@@ -972,7 +1071,6 @@ mod tests {
             store.drafts.insert(draft_key("offer_1", "odft_2"), &waiting[..]).unwrap();
             let objects = store.db.open_tree("draft_objects").unwrap();
             objects.insert(draft_key("offer_1", "odft_2"), &br#"{"id":"odft_2"}"#[..]).unwrap();
-            store.summaries.clear().unwrap();
             store.meta.insert("format_version", &1u32.to_be_bytes()).unwrap();
             store.flush().unwrap();
         }
