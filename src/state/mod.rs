@@ -36,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use sled::Transactional;
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 
-use crate::sweep::{EntrySummary, IdMap, SnapshotEntry, id_hash};
+use crate::sweep::{EntrySummary, IdMap, SnapshotEntry, SummaryIndex, id_hash};
 
 mod dir;
 mod outbox;
@@ -125,7 +125,7 @@ pub struct OfferState {
 }
 
 /// The summaries of one offer's drafts, by [`id_hash`] of the draft id.
-pub type OfferIndex = IdMap<EntrySummary>;
+pub type OfferIndex = SummaryIndex;
 
 /// Summary changes of one offer, by draft id.
 type OfferChanges = BTreeMap<String, Option<EntrySummary>>;
@@ -428,7 +428,7 @@ impl Store {
             return Ok(None);
         };
 
-        let mut loaded = OfferIndex::default();
+        let mut loaded = OfferIndex::with_capacity(usize::try_from(reader.remaining()).unwrap_or(0));
         while let Some((draft_id, summary)) = reader.next_record().map_err(corrupt)? {
             loaded.insert(id_hash(draft_id), summary);
         }

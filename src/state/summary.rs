@@ -101,7 +101,24 @@ impl Reader {
         }
         reader.header = header;
         reader.remaining = u64::from_le_bytes(header[8..].try_into().expect("8 bytes"));
+
+        // Callers size their tables by the count, so a damaged one must not pass. A record
+        // takes at least 20 bytes: a length, an empty id and the fixed part.
+        let size = reader
+            .input
+            .get_ref()
+            .metadata()
+            .map_err(|source| SummaryError::Io { path: path.to_owned(), source })?
+            .len();
+        if reader.remaining > size / 20 {
+            return Err(reader.damaged("its record count is larger than the file"));
+        }
         Ok(Some(reader))
+    }
+
+    /// Returns how many records are still to be read, as the header states.
+    pub fn remaining(&self) -> u64 {
+        self.remaining
     }
 
     /// Returns the next record, or `None` after the last one once the checksum matched.
@@ -374,9 +391,12 @@ mod tests {
         flipped[20] ^= 1;
         let mut recounted = good.clone();
         recounted[8] = 1;
+        let mut inflated = good.clone();
+        inflated[15] = 0x7f;
         let mut extended = good.clone();
         extended.push(0);
-        let cases: [(&str, Vec<u8>, &str); 5] = [
+        let cases: [(&str, Vec<u8>, &str); 6] = [
+            ("count beyond size", inflated, "larger than the file"),
             ("flipped byte", flipped, "checksum"),
             ("count changed", recounted, "checksum"),
             ("cut short", good[..good.len() - 3].to_vec(), "cut short"),

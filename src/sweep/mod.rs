@@ -16,10 +16,12 @@ use crate::event::{Event, EventDetails, EventKind, event_id};
 mod fields;
 mod listing;
 mod summary;
+mod table;
 
 pub use fields::{TRACKED_FIELDS, changed_fields, new_install_failure};
 pub use listing::{Listed, ListingCollector, deduplicate};
 pub use summary::{EntrySummary, IdMap, StatusCode, id_hash, since_seconds, state_hash};
+pub use table::SummaryIndex;
 
 /// The snapshot's record of one draft.
 ///
