@@ -301,6 +301,8 @@ impl Store {
     /// file.
     fn rebuild_offer_summaries(&self, offer_id: &str) -> Result<(), StoreError> {
         tracing::info!(offer_id, "rebuilding the draft summaries from the snapshot");
+        // The entries read below reach the disk before the file, as in `finish`.
+        self.db.flush()?;
         let write_error = |source| StoreError::WriteSummary { offer_id: offer_id.to_owned(), source };
         let prefix = draft_key(offer_id, "");
         let mut writer = summary::Writer::create(&summary::file_path(&self.path, offer_id)).map_err(write_error)?;
@@ -451,23 +453,29 @@ impl Store {
     /// flushes everything to disk. A damaged summary file makes it rebuild the offer's
     /// summaries from the entries instead.
     pub fn finish(&self, offer_id: &str) -> Result<(), StoreError> {
+        // The commits reach the disk before the file that describes them. A crash after the
+        // file's rename could otherwise keep the file but lose the commits and their stale
+        // mark, and the lost changes would then look already seen.
+        self.flush()?;
         let changes = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(offer_id);
-        if let Some(changes) = changes {
-            match self.write_summaries(offer_id, &changes) {
-                Ok(()) => {
-                    self.meta.remove(stale_key(offer_id))?;
-                }
-                // The entries contain every committed change, so a rebuild loses none.
-                Err(summary::MergeError::Read(error)) => {
-                    tracing::warn!(offer_id, error = %error, "draft summaries are unreadable; rebuilding them");
-                    self.rebuild_offer_summaries(offer_id)?;
-                }
-                // Kept for the next finish, which clears the stale mark and so must write
-                // them. The old file is still in place.
-                Err(summary::MergeError::Write(source)) => {
-                    self.restore_unsaved(offer_id, changes);
-                    return Err(StoreError::WriteSummary { offer_id: offer_id.to_owned(), source });
-                }
+        let Some(changes) = changes else {
+            return Ok(());
+        };
+
+        match self.write_summaries(offer_id, &changes) {
+            Ok(()) => {
+                self.meta.remove(stale_key(offer_id))?;
+            }
+            // The entries contain every committed change, so a rebuild loses none.
+            Err(summary::MergeError::Read(error)) => {
+                tracing::warn!(offer_id, error = %error, "draft summaries are unreadable; rebuilding them");
+                self.rebuild_offer_summaries(offer_id)?;
+            }
+            // Kept for the next finish, which clears the stale mark and so must write
+            // them. The old file is still in place.
+            Err(summary::MergeError::Write(source)) => {
+                self.restore_unsaved(offer_id, changes);
+                return Err(StoreError::WriteSummary { offer_id: offer_id.to_owned(), source });
             }
         }
         self.flush()
@@ -733,6 +741,84 @@ mod tests {
         remove_one(&store, "odft_1");
         store.finish("offer_1").unwrap();
         assert_eq!(store.draft_ids("offer_1", &wanted).unwrap(), ["odft_2"], "the finished removal counts");
+    }
+
+    /// Copies the directory tree at `from` into `to`.
+    fn copy_dir(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+
+    /// Runs `f` and copies the state directory `state` into `copy` when the first summary
+    /// file is renamed into place. The copy is what a crash at that moment leaves on disk.
+    fn copy_at_rename<R>(state: &Path, copy: &Path, f: impl FnOnce() -> R) -> R {
+        let (state, copy) = (state.to_owned(), copy.to_owned());
+        summary::AFTER_RENAME.set(Some(Box::new(move |_| {
+            if !copy.join("db").exists() {
+                copy_dir(&state, &copy);
+            }
+        })));
+        let result = f();
+        summary::AFTER_RENAME.set(None);
+        result
+    }
+
+    /// Checks that each draft's summary in `store` agrees with its entry.
+    fn assert_summaries_match(store: &Store, draft_ids: &[&str]) {
+        let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+        for draft_id in draft_ids {
+            let entry = store.snapshot("offer_1", draft_id).unwrap();
+            let expected = entry.as_ref().map(EntrySummary::of);
+            assert_eq!(index.get(&id_hash(draft_id)), expected.as_ref(), "{draft_id}: summary and entry disagree");
+        }
+    }
+
+    #[test]
+    fn finish_crash_keeps_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit_one(&store, "odft_1", "1");
+        store.finish("offer_1").unwrap();
+        let added = DraftCommit {
+            draft_id: "odft_2".into(),
+            entry: Some(snapshot(DraftStatus::Payment, "1")),
+            notifications: vec![OutboxEntry::new("sales".into(), notification("evt_2"), 10)],
+        };
+        let removed = DraftCommit { draft_id: "odft_1".into(), entry: None, notifications: vec![] };
+        let drafts = vec![added, removed];
+        store.commit(SweepCommit { offer_id: "offer_1".into(), drafts, offer_state: None }).unwrap();
+
+        copy_at_rename(dir.path(), crashed.path(), || store.finish("offer_1")).unwrap();
+        drop(store);
+
+        let store = Store::open(crashed.path()).unwrap();
+        assert_summaries_match(&store, &["odft_1", "odft_2"]);
+        let outbox: Vec<String> = store.outbox_entries().unwrap().iter().map(OutboxEntry::id).collect();
+        assert_eq!(outbox, ["evt_2:sales"], "the committed notification survives");
+    }
+
+    /// A rebuild on load, here of an offer committed to before its summaries were loaded.
+    #[test]
+    fn rebuild_crash_keeps_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit_one(&store, "odft_1", "1");
+
+        copy_at_rename(dir.path(), crashed.path(), || store.with_offer_index("offer_1", |index| index.len())).unwrap();
+        drop(store);
+
+        let store = Store::open(crashed.path()).unwrap();
+        assert_summaries_match(&store, &["odft_1"]);
     }
 
     #[test]
