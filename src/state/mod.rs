@@ -212,14 +212,17 @@ impl Store {
             db,
             _lock: lock,
         };
+        // The shards are copied first, because the format 1 migration rebuilds every offer's
+        // file from the entries and clears its stale mark. Shards copied after it would
+        // replace the rebuilt files unnoticed.
+        if store.db.tree_names().iter().any(|name| name.as_ref() == b"summaries") {
+            store.migrate_summaries_to_files()?;
+        }
         // N.B. early builds of format 2 still kept the `draft_objects` tree, so its presence
         // calls for the same migration.
         let objects_apart = store.db.tree_names().iter().any(|name| name.as_ref() == b"draft_objects");
         if found < 2 || objects_apart {
             store.migrate_from_format_1()?;
-        }
-        if store.db.tree_names().iter().any(|name| name.as_ref() == b"summaries") {
-            store.migrate_summaries_to_files()?;
         }
         store.meta.insert("format_version", &FORMAT_VERSION.to_be_bytes())?;
         store.db.flush()?;
@@ -942,6 +945,23 @@ mod tests {
         assert!(!summary::file_path(dir.path(), "offer_2").exists(), "an offer without entries needs no file");
     }
 
+    /// Stores one shard of `offer_1`'s summaries as format 2 kept them in the `summaries`
+    /// tree: packed records of id length, id and the summary's fixed 18 bytes.
+    fn insert_shard(store: &Store, shard: u16, records: &[(&str, EntrySummary)]) {
+        let mut value = Vec::new();
+        for (draft_id, summary) in records {
+            value.extend_from_slice(&(draft_id.len() as u16).to_le_bytes());
+            value.extend_from_slice(draft_id.as_bytes());
+            value.extend_from_slice(&summary.state_hash.to_le_bytes());
+            value.extend_from_slice(&i64::from(summary.status_since).to_le_bytes());
+            value.push(summary.status.as_byte());
+            value.push(u8::from(summary.stuck_announced) | u8::from(summary.has_draft) << 1);
+        }
+        let mut key = b"offer_1\0".to_vec();
+        key.extend_from_slice(&shard.to_be_bytes());
+        store.db.open_tree("summaries").unwrap().insert(key, value).unwrap();
+    }
+
     /// Format 2 kept the summaries in a `summaries` tree, one value per shard.
     #[test]
     fn store_moves_summaries_into_files() {
@@ -955,17 +975,7 @@ mod tests {
                 .drafts
                 .insert(draft_key("offer_1", "odft_9"), encode_entry(&snapshot(DraftStatus::Done, "9")))
                 .unwrap();
-            let mut record = Vec::new();
-            record.extend_from_slice(&6u16.to_le_bytes());
-            record.extend_from_slice(b"odft_1");
-            record.extend_from_slice(&kept.state_hash.to_le_bytes());
-            record.extend_from_slice(&i64::from(kept.status_since).to_le_bytes());
-            record.push(kept.status.as_byte());
-            record.push(0);
-            let shards = store.db.open_tree("summaries").unwrap();
-            let mut key = b"offer_1\0".to_vec();
-            key.extend_from_slice(&17u16.to_be_bytes());
-            shards.insert(key, record).unwrap();
+            insert_shard(&store, 17, &[("odft_1", kept)]);
             store.meta.insert("format_version", &2u32.to_be_bytes()).unwrap();
             store.flush().unwrap();
         }
@@ -1070,6 +1080,35 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.snapshot("offer_1", "odft_2").unwrap().unwrap().draft, Some(json!({"id": "odft_2"})));
         assert!(store.with_offer_index("offer_1", |index| index[&id_hash("odft_2")].has_draft).unwrap());
+    }
+
+    /// Early builds of format 2 kept both the `summaries` tree and `draft_objects`. There, a
+    /// crash between a commit and finish left shards that lack the committed draft and an
+    /// offer marked stale.
+    #[test]
+    fn stale_shards_kept_apart_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = br#"{"etag":"e2","status":"done","termination_reason":null,"offer_id":"offer_1","first_seen":5,"status_since":8,"has_draft":true}"#;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let objects = store.db.open_tree("draft_objects").unwrap();
+            for draft_id in ["odft_1", "odft_2"] {
+                store.drafts.insert(draft_key("offer_1", draft_id), &row[..]).unwrap();
+                objects.insert(draft_key("offer_1", draft_id), &br#"{"id":"odft"}"#[..]).unwrap();
+            }
+            let mut finished = snapshot(DraftStatus::Done, "e2");
+            finished.status_since = 8;
+            finished.draft = Some(json!({"id": "odft"}));
+            insert_shard(&store, 3, &[("odft_1", EntrySummary::of(&finished))]);
+            store.meta.insert(stale_key("offer_1"), &[]).unwrap();
+            store.meta.insert("format_version", &2u32.to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+        assert!(index.contains_key(&id_hash("odft_2")), "a committed draft must not look new");
+        assert_eq!(index.len(), 2);
     }
 
     /// Entries and offer states exactly as the first release wrote them, in format 1.
