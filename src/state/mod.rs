@@ -96,10 +96,14 @@ pub enum StoreError {
     #[error("state store operation failed: {0}")]
     Sled(#[from] sled::Error),
 
-    #[error("state entry `{key}` is unreadable: {source}")]
+    #[error(
+        "state entry `{key}` is unreadable: {source}; stop draftwatch and restore the state directory from a backup, or move it aside to start over with a silent baseline"
+    )]
     Corrupt { key: String, source: serde_json::Error },
 
-    #[error("state entry `{key}` is unreadable: {reason}")]
+    #[error(
+        "state entry `{key}` is unreadable: {reason}; stop draftwatch and restore the state directory from a backup, or move it aside to start over with a silent baseline"
+    )]
     Damaged { key: String, reason: String },
 
     #[error(
