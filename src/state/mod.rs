@@ -829,6 +829,70 @@ mod tests {
     }
 
     #[test]
+    fn failed_finish_keeps_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = [id_hash("odft_1"), id_hash("odft_2"), id_hash("odft_3")];
+        let sorted_ids = |store: &Store| {
+            let mut ids = store.draft_ids("offer_1", &all).unwrap();
+            ids.sort();
+            ids
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit_one(&store, "odft_1", "1");
+            commit_one(&store, "odft_2", "1");
+            store.finish("offer_1").unwrap();
+            remove_one(&store, "odft_1");
+            commit_one(&store, "odft_3", "1");
+            // A directory where the temporary file goes makes the write fail.
+            let temporary = summary::file_path(dir.path(), "offer_1").with_extension("tmp");
+            fs::create_dir(&temporary).unwrap();
+
+            let error = store.finish("offer_1").unwrap_err();
+            assert!(matches!(error, StoreError::WriteSummary { .. }), "{error}");
+            assert!(store.meta.contains_key(stale_key("offer_1")).unwrap(), "the mark stays");
+            assert_eq!(sorted_ids(&store), ["odft_2", "odft_3"], "the unsaved changes still count");
+            commit_one(&store, "odft_1", "2");
+            assert_eq!(sorted_ids(&store), ["odft_1", "odft_2", "odft_3"], "a re-added draft counts");
+
+            fs::remove_dir(&temporary).unwrap();
+            store.finish("offer_1").unwrap();
+            assert!(!store.meta.contains_key(stale_key("offer_1")).unwrap());
+            assert_eq!(sorted_ids(&store), ["odft_1", "odft_2", "odft_3"], "the file has every change");
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_summaries_match(&store, &["odft_1", "odft_2", "odft_3"]);
+        assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 3);
+    }
+
+    #[test]
+    fn emptied_offer_keeps_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = summary::file_path(dir.path(), "offer_1");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit_one(&store, "odft_1", "1");
+            commit_one(&store, "odft_2", "1");
+            store.finish("offer_1").unwrap();
+            remove_one(&store, "odft_1");
+            remove_one(&store, "odft_2");
+            store.finish("offer_1").unwrap();
+            // An entry written behind the store's back shows whether the next load reads
+            // the file or rebuilds it.
+            store
+                .drafts
+                .insert(draft_key("offer_1", "odft_9"), encode_entry(&snapshot(DraftStatus::Done, "9")))
+                .unwrap();
+        }
+        assert_eq!(fs::metadata(&path).unwrap().len(), 24, "a header and a checksum");
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 0, "the file is read");
+        assert!(store.draft_ids("offer_1", &[id_hash("odft_1"), id_hash("odft_2")]).unwrap().is_empty());
+    }
+
+    #[test]
     fn finish_repairs_damaged_file() {
         let dir = tempfile::tempdir().unwrap();
         {
