@@ -1057,6 +1057,31 @@ mod tests {
     }
 
     #[test]
+    fn damaged_shard_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for draft_id in ["odft_1", "odft_2"] {
+                store
+                    .drafts
+                    .insert(draft_key("offer_1", draft_id), encode_entry(&snapshot(DraftStatus::Done, "9")))
+                    .unwrap();
+            }
+            insert_shard(&store, 1, &[("odft_1", EntrySummary::of(&snapshot(DraftStatus::Done, "9")))]);
+            let mut damaged = b"offer_1\0".to_vec();
+            damaged.extend_from_slice(&2u16.to_be_bytes());
+            store.db.open_tree("summaries").unwrap().insert(damaged, &[0xff][..]).unwrap();
+            store.meta.insert("format_version", &2u32.to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        assert!(store.meta.contains_key(stale_key("offer_1")).unwrap(), "the offer is marked stale");
+        assert_summaries_match(&store, &["odft_1", "odft_2"]);
+        assert!(!store.meta.contains_key(stale_key("offer_1")).unwrap(), "the load rebuilt it");
+    }
+
+    #[test]
     fn store_second_open_is_locked() {
         let dir = tempfile::tempdir().unwrap();
         let _first = Store::open(dir.path()).unwrap();
