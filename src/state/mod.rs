@@ -96,10 +96,14 @@ pub enum StoreError {
     #[error("state store operation failed: {0}")]
     Sled(#[from] sled::Error),
 
-    #[error("state entry `{key}` is unreadable: {source}")]
+    #[error(
+        "state entry `{key}` is unreadable: {source}; stop draftwatch and restore the state directory from a backup, or move it aside to start over with a silent baseline"
+    )]
     Corrupt { key: String, source: serde_json::Error },
 
-    #[error("state entry `{key}` is unreadable: {reason}")]
+    #[error(
+        "state entry `{key}` is unreadable: {reason}; stop draftwatch and restore the state directory from a backup, or move it aside to start over with a silent baseline"
+    )]
     Damaged { key: String, reason: String },
 
     #[error(
@@ -239,11 +243,14 @@ impl Store {
         let objects_apart = self.has_tree("draft_objects");
         let summaries_tree = self.has_tree("summaries");
 
-        if found < 2 || objects_apart {
-            self.migrate_from_format_1()?;
-        }
+        // The shards are copied first, because the format 1 migration rebuilds every offer's
+        // file from the entries and clears its stale mark. Shards copied after it would
+        // replace the rebuilt files unnoticed.
         if summaries_tree {
             self.migrate_summaries_to_files()?;
+        }
+        if found < 2 || objects_apart {
+            self.migrate_from_format_1()?;
         }
         // A new state records its format too, so that an older build rejects it.
         if self.meta.get("format_version")?.as_deref() != Some(&FORMAT_VERSION.to_be_bytes()[..]) {
@@ -354,6 +361,8 @@ impl Store {
     /// file.
     fn rebuild_offer_summaries(&self, offer_id: &str) -> Result<(), StoreError> {
         tracing::info!(offer_id, "rebuilding the draft summaries from the snapshot");
+        // The entries read below reach the disk before the file, as in `finish`.
+        self.db.flush()?;
         let write_error = |source| StoreError::WriteSummary { offer_id: offer_id.to_owned(), source };
         let prefix = draft_key(offer_id, "");
         let mut writer = summary::Writer::create(&summary::file_path(&self.path, offer_id)).map_err(write_error)?;
@@ -504,23 +513,29 @@ impl Store {
     /// flushes everything to disk. A damaged summary file makes it rebuild the offer's
     /// summaries from the entries instead.
     pub fn finish(&self, offer_id: &str) -> Result<(), StoreError> {
+        // The commits reach the disk before the file that describes them. A crash after the
+        // file's rename could otherwise keep the file but lose the commits and their stale
+        // mark, and the lost changes would then look already seen.
+        self.flush()?;
         let changes = self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(offer_id);
-        if let Some(changes) = changes {
-            match self.write_summaries(offer_id, &changes) {
-                Ok(()) => {
-                    self.meta.remove(stale_key(offer_id))?;
-                }
-                // The entries contain every committed change, so a rebuild loses none.
-                Err(summary::MergeError::Read(error)) => {
-                    tracing::warn!(offer_id, error = %error, "draft summaries are unreadable; rebuilding them");
-                    self.rebuild_offer_summaries(offer_id)?;
-                }
-                // Kept for the next finish, which clears the stale mark and so must write
-                // them. The old file is still in place.
-                Err(summary::MergeError::Write(source)) => {
-                    self.restore_unsaved(offer_id, changes);
-                    return Err(StoreError::WriteSummary { offer_id: offer_id.to_owned(), source });
-                }
+        let Some(changes) = changes else {
+            return Ok(());
+        };
+
+        match self.write_summaries(offer_id, &changes) {
+            Ok(()) => {
+                self.meta.remove(stale_key(offer_id))?;
+            }
+            // The entries contain every committed change, so a rebuild loses none.
+            Err(summary::MergeError::Read(error)) => {
+                tracing::warn!(offer_id, error = %error, "draft summaries are unreadable; rebuilding them");
+                self.rebuild_offer_summaries(offer_id)?;
+            }
+            // Kept for the next finish, which clears the stale mark and so must write
+            // them. The old file is still in place.
+            Err(summary::MergeError::Write(source)) => {
+                self.restore_unsaved(offer_id, changes);
+                return Err(StoreError::WriteSummary { offer_id: offer_id.to_owned(), source });
             }
         }
         self.flush()?;
@@ -814,6 +829,148 @@ mod tests {
         assert_eq!(store.draft_ids("offer_1", &wanted).unwrap(), ["odft_2"], "the finished removal counts");
     }
 
+    /// Copies the directory tree at `from` into `to`.
+    fn copy_dir(from: &Path, to: &Path) {
+        fs::create_dir_all(to).unwrap();
+        for entry in fs::read_dir(from).unwrap() {
+            let entry = entry.unwrap();
+            let target = to.join(entry.file_name());
+            if entry.file_type().unwrap().is_dir() {
+                copy_dir(&entry.path(), &target);
+            } else {
+                fs::copy(entry.path(), target).unwrap();
+            }
+        }
+    }
+
+    /// Runs `f` and copies the state directory `state` into `copy` when the first summary
+    /// file is renamed into place. The copy is what a crash at that moment leaves on disk.
+    fn copy_at_rename<R>(state: &Path, copy: &Path, f: impl FnOnce() -> R) -> R {
+        let (state, copy) = (state.to_owned(), copy.to_owned());
+        summary::AFTER_RENAME.set(Some(Box::new(move |_| {
+            if !copy.join("db").exists() {
+                copy_dir(&state, &copy);
+            }
+        })));
+        let result = f();
+        summary::AFTER_RENAME.set(None);
+        result
+    }
+
+    /// Checks that each draft's summary in `store` agrees with its entry.
+    fn assert_summaries_match(store: &Store, draft_ids: &[&str]) {
+        let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+        for draft_id in draft_ids {
+            let entry = store.snapshot("offer_1", draft_id).unwrap();
+            let expected = entry.as_ref().map(EntrySummary::of);
+            assert_eq!(index.get(&id_hash(draft_id)), expected.as_ref(), "{draft_id}: summary and entry disagree");
+        }
+    }
+
+    #[test]
+    fn finish_crash_keeps_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit_one(&store, "odft_1", "1");
+        store.finish("offer_1").unwrap();
+        let added = DraftCommit {
+            draft_id: "odft_2".into(),
+            entry: Some(snapshot(DraftStatus::Payment, "1")),
+            notifications: vec![OutboxEntry::new("sales".into(), notification("evt_2"), 10)],
+        };
+        let removed = DraftCommit { draft_id: "odft_1".into(), entry: None, notifications: vec![] };
+        let drafts = vec![added, removed];
+        store.commit(SweepCommit { offer_id: "offer_1".into(), drafts, offer_state: None }).unwrap();
+
+        copy_at_rename(dir.path(), crashed.path(), || store.finish("offer_1")).unwrap();
+        drop(store);
+
+        let store = Store::open(crashed.path()).unwrap();
+        assert_summaries_match(&store, &["odft_1", "odft_2"]);
+        let outbox: Vec<String> = store.outbox_entries().unwrap().iter().map(OutboxEntry::id).collect();
+        assert_eq!(outbox, ["evt_2:sales"], "the committed notification survives");
+    }
+
+    /// A rebuild on load, here of an offer committed to before its summaries were loaded.
+    #[test]
+    fn rebuild_crash_keeps_commits() {
+        let dir = tempfile::tempdir().unwrap();
+        let crashed = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        commit_one(&store, "odft_1", "1");
+
+        copy_at_rename(dir.path(), crashed.path(), || store.with_offer_index("offer_1", |index| index.len())).unwrap();
+        drop(store);
+
+        let store = Store::open(crashed.path()).unwrap();
+        assert_summaries_match(&store, &["odft_1"]);
+    }
+
+    #[test]
+    fn failed_finish_keeps_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let all = [id_hash("odft_1"), id_hash("odft_2"), id_hash("odft_3")];
+        let sorted_ids = |store: &Store| {
+            let mut ids = store.draft_ids("offer_1", &all).unwrap();
+            ids.sort();
+            ids
+        };
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit_one(&store, "odft_1", "1");
+            commit_one(&store, "odft_2", "1");
+            store.finish("offer_1").unwrap();
+            remove_one(&store, "odft_1");
+            commit_one(&store, "odft_3", "1");
+            // A directory where the temporary file goes makes the write fail.
+            let temporary = summary::file_path(dir.path(), "offer_1").with_extension("tmp");
+            fs::create_dir(&temporary).unwrap();
+
+            let error = store.finish("offer_1").unwrap_err();
+            assert!(matches!(error, StoreError::WriteSummary { .. }), "{error}");
+            assert!(store.meta.contains_key(stale_key("offer_1")).unwrap(), "the mark stays");
+            assert_eq!(sorted_ids(&store), ["odft_2", "odft_3"], "the unsaved changes still count");
+            commit_one(&store, "odft_1", "2");
+            assert_eq!(sorted_ids(&store), ["odft_1", "odft_2", "odft_3"], "a re-added draft counts");
+
+            fs::remove_dir(&temporary).unwrap();
+            store.finish("offer_1").unwrap();
+            assert!(!store.meta.contains_key(stale_key("offer_1")).unwrap());
+            assert_eq!(sorted_ids(&store), ["odft_1", "odft_2", "odft_3"], "the file has every change");
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_summaries_match(&store, &["odft_1", "odft_2", "odft_3"]);
+        assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 3);
+    }
+
+    #[test]
+    fn emptied_offer_keeps_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = summary::file_path(dir.path(), "offer_1");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit_one(&store, "odft_1", "1");
+            commit_one(&store, "odft_2", "1");
+            store.finish("offer_1").unwrap();
+            remove_one(&store, "odft_1");
+            remove_one(&store, "odft_2");
+            store.finish("offer_1").unwrap();
+            // An entry written behind the store's back shows whether the next load reads
+            // the file or rebuilds it.
+            store
+                .drafts
+                .insert(draft_key("offer_1", "odft_9"), encode_entry(&snapshot(DraftStatus::Done, "9")))
+                .unwrap();
+        }
+        assert_eq!(fs::metadata(&path).unwrap().len(), 24, "a header and a checksum");
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 0, "the file is read");
+        assert!(store.draft_ids("offer_1", &[id_hash("odft_1"), id_hash("odft_2")]).unwrap().is_empty());
+    }
+
     #[test]
     fn finish_repairs_damaged_file() {
         let dir = tempfile::tempdir().unwrap();
@@ -950,6 +1107,23 @@ mod tests {
         assert!(!summary::file_path(dir.path(), "offer_2").exists(), "an offer without entries needs no file");
     }
 
+    /// Stores one shard of `offer_1`'s summaries as format 2 kept them in the `summaries`
+    /// tree: packed records of id length, id and the summary's fixed 18 bytes.
+    fn insert_shard(store: &Store, shard: u16, records: &[(&str, EntrySummary)]) {
+        let mut value = Vec::new();
+        for (draft_id, summary) in records {
+            value.extend_from_slice(&(draft_id.len() as u16).to_le_bytes());
+            value.extend_from_slice(draft_id.as_bytes());
+            value.extend_from_slice(&summary.state_hash.to_le_bytes());
+            value.extend_from_slice(&i64::from(summary.status_since).to_le_bytes());
+            value.push(summary.status.as_byte());
+            value.push(u8::from(summary.stuck_announced) | u8::from(summary.has_draft) << 1);
+        }
+        let mut key = b"offer_1\0".to_vec();
+        key.extend_from_slice(&shard.to_be_bytes());
+        store.db.open_tree("summaries").unwrap().insert(key, value).unwrap();
+    }
+
     /// Format 2 kept the summaries in a `summaries` tree, one value per shard.
     #[test]
     fn store_moves_summaries_into_files() {
@@ -963,17 +1137,7 @@ mod tests {
                 .drafts
                 .insert(draft_key("offer_1", "odft_9"), encode_entry(&snapshot(DraftStatus::Done, "9")))
                 .unwrap();
-            let mut record = Vec::new();
-            record.extend_from_slice(&6u16.to_le_bytes());
-            record.extend_from_slice(b"odft_1");
-            record.extend_from_slice(&kept.state_hash.to_le_bytes());
-            record.extend_from_slice(&i64::from(kept.status_since).to_le_bytes());
-            record.push(kept.status.as_byte());
-            record.push(0);
-            let shards = store.db.open_tree("summaries").unwrap();
-            let mut key = b"offer_1\0".to_vec();
-            key.extend_from_slice(&17u16.to_be_bytes());
-            shards.insert(key, record).unwrap();
+            insert_shard(&store, 17, &[("odft_1", kept)]);
             store.meta.insert("format_version", &2u32.to_be_bytes()).unwrap();
             store.flush().unwrap();
         }
@@ -984,6 +1148,30 @@ mod tests {
         assert_eq!(index[&id_hash("odft_1")], EntrySummary { has_draft: false, ..kept });
         assert!(!store.db.tree_names().iter().any(|name| name == b"summaries"), "the tree is gone");
         assert_eq!(store.meta.get("format_version").unwrap().unwrap().as_ref(), FORMAT_VERSION.to_be_bytes());
+    }
+
+    #[test]
+    fn damaged_shard_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path()).unwrap();
+            for draft_id in ["odft_1", "odft_2"] {
+                store
+                    .drafts
+                    .insert(draft_key("offer_1", draft_id), encode_entry(&snapshot(DraftStatus::Done, "9")))
+                    .unwrap();
+            }
+            insert_shard(&store, 1, &[("odft_1", EntrySummary::of(&snapshot(DraftStatus::Done, "9")))]);
+            let mut damaged = b"offer_1\0".to_vec();
+            damaged.extend_from_slice(&2u16.to_be_bytes());
+            store.db.open_tree("summaries").unwrap().insert(damaged, &[0xff][..]).unwrap();
+            store.meta.insert("format_version", &2u32.to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        assert!(!store.meta.contains_key(stale_key("offer_1")).unwrap(), "opening rebuilt the offer");
+        assert_summaries_match(&store, &["odft_1", "odft_2"]);
     }
 
     #[test]
@@ -1078,6 +1266,35 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.snapshot("offer_1", "odft_2").unwrap().unwrap().draft, Some(json!({"id": "odft_2"})));
         assert!(store.with_offer_index("offer_1", |index| index[&id_hash("odft_2")].has_draft).unwrap());
+    }
+
+    /// Early builds of format 2 kept both the `summaries` tree and `draft_objects`. There, a
+    /// crash between a commit and finish left shards that lack the committed draft and an
+    /// offer marked stale.
+    #[test]
+    fn stale_shards_kept_apart_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let row = br#"{"etag":"e2","status":"done","termination_reason":null,"offer_id":"offer_1","first_seen":5,"status_since":8,"has_draft":true}"#;
+        {
+            let store = Store::open(dir.path()).unwrap();
+            let objects = store.db.open_tree("draft_objects").unwrap();
+            for draft_id in ["odft_1", "odft_2"] {
+                store.drafts.insert(draft_key("offer_1", draft_id), &row[..]).unwrap();
+                objects.insert(draft_key("offer_1", draft_id), &br#"{"id":"odft"}"#[..]).unwrap();
+            }
+            let mut finished = snapshot(DraftStatus::Done, "e2");
+            finished.status_since = 8;
+            finished.draft = Some(json!({"id": "odft"}));
+            insert_shard(&store, 3, &[("odft_1", EntrySummary::of(&finished))]);
+            store.meta.insert(stale_key("offer_1"), &[]).unwrap();
+            store.meta.insert("format_version", &2u32.to_be_bytes()).unwrap();
+            store.flush().unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        let index = store.with_offer_index("offer_1", |index| index.clone()).unwrap();
+        assert!(index.contains_key(&id_hash("odft_2")), "a committed draft must not look new");
+        assert_eq!(index.len(), 2);
     }
 
     /// Entries and offer states exactly as the first release wrote them, in format 1.

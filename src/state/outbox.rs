@@ -11,7 +11,7 @@ use std::ops::Bound;
 
 use serde::{Deserialize, Serialize};
 
-use super::{Store, StoreError, decode, encode};
+use super::{Store, StoreError, encode};
 use crate::sinks::Notification;
 
 /// Whether an outbox entry will still be attempted.
@@ -99,7 +99,7 @@ impl Store {
                 Ok(row) => row,
                 Err(error) => return Some(Err(error.into())),
             };
-            match decode::<RowHead>(&key, &value) {
+            match decode_row::<RowHead>(&key, &value) {
                 Ok(head) if head.state == EntryState::Pending && include_sink(&head.sink) => {
                     Some(decode_entry(&key, &value))
                 }
@@ -139,7 +139,7 @@ impl Store {
         let (mut pending, mut dead) = (0, 0);
         for row in self.outbox.iter() {
             let (key, value) = row?;
-            match decode::<RowHead>(&key, &value)?.state {
+            match decode_row::<RowHead>(&key, &value)?.state {
                 EntryState::Pending => pending += 1,
                 EntryState::Dead => dead += 1,
             }
@@ -163,9 +163,18 @@ impl Store {
 /// Decodes an outbox row, taking the seq from its key: rows written before the entry
 /// stored its own seq have none.
 fn decode_entry(key: &[u8], value: &[u8]) -> Result<OutboxEntry, StoreError> {
-    let mut entry: OutboxEntry = decode(key, value)?;
+    let mut entry: OutboxEntry = decode_row(key, value)?;
     entry.seq = key.try_into().map(u64::from_be_bytes).unwrap_or(entry.seq);
     Ok(entry)
+}
+
+/// Decodes an outbox row, or all or part of its entry. An error names the row
+/// `outbox/<seq>`, as its key is a binary number.
+fn decode_row<'de, T: Deserialize<'de>>(key: &[u8], value: &'de [u8]) -> Result<T, StoreError> {
+    serde_json::from_slice(value).map_err(|source| {
+        let seq = key.try_into().map(u64::from_be_bytes).map_or_else(|_| hex::encode(key), |seq| seq.to_string());
+        StoreError::Corrupt { key: format!("outbox/{seq}"), source }
+    })
 }
 
 #[cfg(test)]
@@ -254,6 +263,24 @@ mod tests {
         assert!(matches!(read[1], Err(StoreError::Corrupt { .. })), "{:?}", read[1]);
         assert!(store.pending_page("b", None, 10).is_err(), "another sink's page does not skip it");
         assert!(store.outbox_counts().is_err());
+    }
+
+    #[test]
+    fn corrupt_row_error_names_seq() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path()).unwrap();
+        store.outbox.insert(258u64.to_be_bytes(), &b"{not json"[..]).unwrap();
+
+        let errors = [
+            store.outbox_iter().next().unwrap().unwrap_err(),
+            store.pending_page("a", None, 10).unwrap_err(),
+            store.outbox_counts().unwrap_err(),
+        ];
+        for error in errors {
+            let text = error.to_string();
+            assert!(text.contains("`outbox/258`"), "{text}");
+            assert!(!text.chars().any(char::is_control), "{text:?}");
+        }
     }
 
     #[test]

@@ -214,6 +214,18 @@ mod tests {
     }
 
     #[test]
+    fn unknown_row_names_key_and_fix() {
+        let rows: [&[u8]; 4] = [b"", &[2, b'{'], b"[1]", &[DEFLATED, 0xff]];
+
+        for row in rows {
+            let error = decode_row::<serde_json::Value>(b"offer_1\0odft_3", row).err().unwrap().to_string();
+            assert!(error.contains("`offer_1/odft_3`"), "{row:?}: {error}");
+            assert!(error.contains("restore the state directory from a backup"), "{row:?}: {error}");
+            assert!(error.contains("move it aside"), "{row:?}: {error}");
+        }
+    }
+
+    #[test]
     fn garbage_after_tag_is_damaged() {
         let row = [DEFLATED, 0xff, 0xff, 0xff, 0xff];
 

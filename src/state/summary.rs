@@ -42,6 +42,17 @@ pub const DIR: &str = "summaries";
 const STUCK_ANNOUNCED: u8 = 1;
 const HAS_DRAFT: u8 = 2;
 
+/// A test's callback with the path of a file [`Writer::commit`] just renamed into place.
+#[cfg(test)]
+pub type RenameHook = Box<dyn FnMut(&Path)>;
+
+#[cfg(test)]
+thread_local! {
+    /// Runs right after [`Writer::commit`] renames a file into place, so that a test can copy
+    /// the state directory as a crash at that moment would leave it.
+    pub static AFTER_RENAME: std::cell::RefCell<Option<RenameHook>> = const { std::cell::RefCell::new(None) };
+}
+
 /// An error reading a summary file.
 #[derive(Debug, thiserror::Error)]
 pub enum SummaryError {
@@ -230,6 +241,8 @@ impl Writer {
         drop(file);
 
         fs::rename(&temporary, &path)?;
+        #[cfg(test)]
+        AFTER_RENAME.with_borrow_mut(|hook| hook.as_mut().map(|hook| hook(&path)));
         if let Some(dir) = path.parent() {
             File::open(dir)?.sync_all()?;
         }
