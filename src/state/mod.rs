@@ -478,7 +478,7 @@ impl Store {
         Ok(ids)
     }
 
-    /// Lists every offer that has drafts in the snapshot or a stored state.
+    /// Lists every offer with a stored state: every offer that had a complete listing.
     pub fn known_offers(&self) -> Result<Vec<String>, StoreError> {
         let mut offers = Vec::new();
         for row in self.offers.iter() {
@@ -547,6 +547,18 @@ impl Store {
     fn write_summaries(&self, offer_id: &str, changes: &OfferChanges) -> Result<(), summary::MergeError> {
         let path = summary::file_path(&self.path, offer_id);
         let old = summary::Reader::open(&path)?;
+
+        // No file is right for an offer whose every entry is in `changes`. When the loaded
+        // index knows more drafts, the file was lost, and writing `changes` alone would make
+        // the other drafts look new after a restart.
+        if old.is_none() {
+            let added = changes.values().filter(|summary| summary.is_some()).count();
+            let index = self.index.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+            if index.get(offer_id).is_some_and(|loaded| loaded.len() != added) {
+                return Err(summary::SummaryError::Missing { path }.into());
+            }
+        }
+
         let mut writer = summary::Writer::create(&path)?;
         summary::merge(old, changes, &mut writer)?;
         writer.commit()?;
@@ -969,6 +981,26 @@ mod tests {
         let store = Store::open(dir.path()).unwrap();
         assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 0, "the file is read");
         assert!(store.draft_ids("offer_1", &[id_hash("odft_1"), id_hash("odft_2")]).unwrap().is_empty());
+    }
+
+    #[test]
+    fn file_lost_while_running_is_rebuilt() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = summary::file_path(dir.path(), "offer_1");
+        {
+            let store = Store::open(dir.path()).unwrap();
+            commit_one(&store, "odft_1", "1");
+            commit_one(&store, "odft_2", "1");
+            store.finish("offer_1").unwrap();
+            assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 2);
+            fs::remove_file(&path).unwrap();
+
+            commit_one(&store, "odft_3", "1");
+            store.finish("offer_1").unwrap();
+        }
+
+        let store = Store::open(dir.path()).unwrap();
+        assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 3, "no known draft looks new");
     }
 
     #[test]

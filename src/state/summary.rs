@@ -59,6 +59,9 @@ pub enum SummaryError {
     #[error("{path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 
+    #[error("{path} is missing")]
+    Missing { path: PathBuf },
+
     #[error("{path} is damaged: {reason}")]
     Damaged { path: PathBuf, reason: &'static str },
 }
