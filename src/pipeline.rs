@@ -225,7 +225,7 @@ impl Watcher {
         };
         // N.B. until the listing is complete, the collector keeps the JSON text of every
         // draft that needs a diff, so a baseline's memory grows with the offer (about
-        // 180 MiB at 100,000 drafts, see docs/benchmarks.md).
+        // 140 MiB at 100,000 drafts, see docs/benchmarks.md).
         let known = self.store.with_offer_index(offer_id, |index| index.len())?;
         let mut collector = ListingCollector::with_capacity(if sweep.full { known } else { 0 });
         for status in &statuses {

@@ -63,10 +63,9 @@ const WRITE_CHUNK: usize = 500;
 
 /// sled's page cache limit in bytes. sled's own default is 1 GiB, far more than a
 /// sidecar should take. A sweep reads entries only of drafts that changed (the in-memory
-/// summaries identify unchanged ones), so a small cache costs little, and loading an
-/// offer's summary shards then leaves less behind: at 200,000 drafts, 1 MiB kept about
-/// 3.5 MiB less resident than 8 MiB.
-/// N.B. sled measures this in bytes on disk; what it keeps in memory is larger.
+/// summaries identify unchanged ones), so a small cache costs little.
+/// N.B. sled measures this in bytes on disk, and it evicts only after many more page
+/// accesses, so what it keeps in memory is larger.
 const CACHE_CAPACITY: u64 = 1024 * 1024;
 
 /// Name of the lock file inside the state directory.
@@ -1445,7 +1444,7 @@ mod tests {
             remove_one(&store, "odft_1");
             remove_one(&store, "odft_2");
             commit_one(&store, "odft_2", "2");
-            // A crash here: the removals are on disk, the shards still list both drafts.
+            // A crash here: the removals are on disk, the summary file still lists both drafts.
             store.flush().unwrap();
         }
 

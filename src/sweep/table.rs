@@ -17,7 +17,7 @@ use super::{EntrySummary, StatusCode};
 /// kept in [`SummaryIndex::zero`].
 const FREE: u64 = 0;
 
-/// The smallest number of slots once the table holds anything.
+/// The smallest number of slots of a table that is not empty.
 const MIN_SLOTS: usize = 16;
 
 /// A map from [`super::id_hash`] to [`EntrySummary`], with linear probing.
@@ -160,7 +160,7 @@ impl SummaryIndex {
         let _ = slot;
     }
 
-    /// Returns the position of the slot that holds `key`, which is not [`FREE`].
+    /// Returns the position of the slot whose key is `key`, which is not [`FREE`].
     fn find(&self, key: u64) -> Option<usize> {
         if self.slots.is_empty() {
             return None;
