@@ -68,6 +68,9 @@ const WRITE_CHUNK: usize = 500;
 /// accesses, so what it keeps in memory is larger.
 const CACHE_CAPACITY: u64 = 1024 * 1024;
 
+/// How long [`Store::open`] retries opening the database.
+const REOPEN_WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+
 /// Name of the lock file inside the state directory.
 const LOCK_FILE: &str = "draftwatch.lock";
 
@@ -188,7 +191,7 @@ impl Store {
         create_private_dir(path)?;
         let lock = acquire_lock(path)?;
 
-        let store = Store::open_db(path, lock)?;
+        let store = Store::retry_open_db(path, lock)?;
         let repaired = store.migrate()? | store.rebuild_unfinished()?;
         if !repaired {
             return Ok(store);
@@ -198,7 +201,31 @@ impl Store {
         db.flush()?;
         drop((drafts, meta, offers, outbox, db));
         release_freed_memory();
-        Store::open_db(path, lock)
+        Store::retry_open_db(path, lock)
+    }
+
+    /// Opens the database, retrying for up to [`REOPEN_WAIT`] while sled's lock is taken.
+    ///
+    /// sled's background threads keep a handle for a moment after the last one is dropped,
+    /// and with it sled's own lock on its files. So right after this process closed the
+    /// database, opening it can fail with "could not acquire lock". No other draftwatch
+    /// process can hold that lock, because this one holds [`LOCK_FILE`].
+    /// N.B. sled reports a taken lock only in its error text, so that text is matched.
+    fn retry_open_db(path: &Path, lock: File) -> Result<Store, StoreError> {
+        let started = std::time::Instant::now();
+        loop {
+            let attempt =
+                lock.try_clone().map_err(|source| StoreError::CreateDir { path: path.join(LOCK_FILE), source })?;
+            match Store::open_db(path, attempt) {
+                Err(StoreError::Open { source, .. })
+                    if started.elapsed() < REOPEN_WAIT && source.to_string().contains("acquire lock") =>
+                {
+                    tracing::debug!(path = %path.display(), error = %source, "state database still closing; opening it again");
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                result => return result,
+            }
+        }
     }
 
     /// Opens the sled database of a locked state directory and checks its format version.
@@ -813,6 +840,14 @@ mod tests {
         assert_eq!(store.draft_ids("offer_1", &[id_hash("odft_2")]).unwrap(), ["odft_2"]);
     }
 
+    /// Commits `draft_ids` of `offer_1` in payment with etag "1", then finishes the offer.
+    fn commit_finished(store: &Store, draft_ids: &[&str]) {
+        for draft_id in draft_ids {
+            commit_one(store, draft_id, "1");
+        }
+        store.finish("offer_1").unwrap();
+    }
+
     fn remove_one(store: &Store, draft_id: &str) {
         let drop = DraftCommit { draft_id: draft_id.into(), entry: None, notifications: vec![] };
         store.commit(SweepCommit { offer_id: "offer_1".into(), drafts: vec![drop], offer_state: None }).unwrap();
@@ -822,9 +857,7 @@ mod tests {
     fn draft_ids_skip_unsaved_removal() {
         let dir = tempfile::tempdir().unwrap();
         let store = Store::open(dir.path()).unwrap();
-        commit_one(&store, "odft_1", "1");
-        commit_one(&store, "odft_2", "1");
-        store.finish("offer_1").unwrap();
+        commit_finished(&store, &["odft_1", "odft_2"]);
 
         remove_one(&store, "odft_1");
         let wanted = [id_hash("odft_1"), id_hash("odft_2")];
@@ -929,9 +962,7 @@ mod tests {
         };
         {
             let store = Store::open(dir.path()).unwrap();
-            commit_one(&store, "odft_1", "1");
-            commit_one(&store, "odft_2", "1");
-            store.finish("offer_1").unwrap();
+            commit_finished(&store, &["odft_1", "odft_2"]);
             remove_one(&store, "odft_1");
             commit_one(&store, "odft_3", "1");
             // A directory where the temporary file goes makes the write fail.
@@ -962,9 +993,7 @@ mod tests {
         let path = summary::file_path(dir.path(), "offer_1");
         {
             let store = Store::open(dir.path()).unwrap();
-            commit_one(&store, "odft_1", "1");
-            commit_one(&store, "odft_2", "1");
-            store.finish("offer_1").unwrap();
+            commit_finished(&store, &["odft_1", "odft_2"]);
             remove_one(&store, "odft_1");
             remove_one(&store, "odft_2");
             store.finish("offer_1").unwrap();
@@ -988,9 +1017,7 @@ mod tests {
         let path = summary::file_path(dir.path(), "offer_1");
         {
             let store = Store::open(dir.path()).unwrap();
-            commit_one(&store, "odft_1", "1");
-            commit_one(&store, "odft_2", "1");
-            store.finish("offer_1").unwrap();
+            commit_finished(&store, &["odft_1", "odft_2"]);
             assert_eq!(store.with_offer_index("offer_1", |index| index.len()).unwrap(), 2);
             fs::remove_file(&path).unwrap();
 
@@ -1438,9 +1465,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         {
             let store = Store::open(dir.path()).unwrap();
-            commit_one(&store, "odft_1", "1");
-            commit_one(&store, "odft_2", "1");
-            store.finish("offer_1").unwrap();
+            commit_finished(&store, &["odft_1", "odft_2"]);
             remove_one(&store, "odft_1");
             remove_one(&store, "odft_2");
             commit_one(&store, "odft_2", "2");
