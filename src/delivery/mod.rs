@@ -125,16 +125,25 @@ impl Deliverer {
             let page = self.page;
             tasks.spawn(async move { drain_sink(&slot, &store, clock.as_ref(), &in_flight, page, now_ms).await });
         }
+        // A store error in one sink's task lets the others finish their round, and the
+        // outcomes recorded so far are flushed: dropping the tasks would abort requests in
+        // flight and send those notifications again.
+        let mut failed = None;
         while let Some(joined) = tasks.join_next().await {
             match joined {
                 Ok(Ok(sink_report)) => report.add(&sink_report),
-                Ok(Err(error)) => return Err(error),
+                Ok(Err(error)) => {
+                    failed.get_or_insert(error);
+                }
                 Err(error) => tracing::error!(error = %error, "delivery task failed"),
             }
         }
 
         self.store.flush()?;
-        Ok(report)
+        match failed {
+            Some(error) => Err(error),
+            None => Ok(report),
+        }
     }
 
     /// Returns when the next attempt can be made, if any entry is pending.
@@ -460,6 +469,23 @@ mod tests {
 
     fn report(attempted: usize, delivered: usize, retrying: usize, dead: usize) -> DeliveryReport {
         DeliveryReport { attempted, delivered, retrying, dead }
+    }
+
+    #[tokio::test]
+    async fn store_error_lets_other_sinks_finish() {
+        let setup = Setup::start().await;
+        let deliverer = setup.deliverer(&[("chat", "ok"), ("hook", "ok")], 4);
+        // Its sink and state read, its notification does not.
+        setup.store.insert_raw_outbox_row(0, br#"{"sink":"chat","state":"pending"}"#);
+        for seq in 1..6 {
+            setup.queue(seq, "hook", "odft_1");
+        }
+
+        let error = deliverer.deliver_due().await.unwrap_err().to_string();
+
+        assert!(error.contains("outbox/0"), "{error}");
+        assert_eq!(setup.receiver.received("hook"), event_ids(1..6));
+        assert!(setup.store.pending_page("hook", None, 10).unwrap().is_empty(), "delivered entries are removed");
     }
 
     #[tokio::test]

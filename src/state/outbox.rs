@@ -71,6 +71,12 @@ impl OutboxEntry {
 }
 
 impl Store {
+    /// Stores `bytes` as the outbox row `seq`, as written, for tests of unreadable rows.
+    #[cfg(test)]
+    pub(crate) fn insert_raw_outbox_row(&self, seq: u64, bytes: &[u8]) {
+        self.outbox.insert(seq.to_be_bytes(), bytes).unwrap();
+    }
+
     /// Iterates over every outbox entry, pending and dead, in detection order. Each step
     /// decodes one row, so a caller that keeps only what it needs reads in bounded memory.
     pub fn outbox_iter(&self) -> impl Iterator<Item = Result<OutboxEntry, StoreError>> {
