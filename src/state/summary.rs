@@ -69,14 +69,23 @@ pub enum SummaryError {
 /// Returns the path of the summary file of `offer_id` in the state directory `state`.
 ///
 /// The name is the offer id in hexadecimal, so that no offer id can name another path.
+/// An id longer than [`SPELLED_OUT`] bytes is cut there and followed by its hash, which
+/// keeps the name within the 255-byte limit of common file systems.
 pub fn file_path(state: &Path, offer_id: &str) -> PathBuf {
-    let mut name = String::with_capacity(offer_id.len() * 2 + 4);
-    for byte in offer_id.bytes() {
+    let spelled = &offer_id.as_bytes()[..offer_id.len().min(SPELLED_OUT)];
+    let mut name = String::with_capacity(spelled.len() * 2 + 24);
+    for byte in spelled {
         name.push_str(&format!("{byte:02x}"));
+    }
+    if offer_id.len() > SPELLED_OUT {
+        name.push_str(&format!("-{:016x}", crate::sweep::id_hash(offer_id)));
     }
     name.push_str(".bin");
     state.join(DIR).join(name)
 }
+
+/// How many bytes of an offer id a summary file name spells out.
+const SPELLED_OUT: usize = 100;
 
 /// Reads a summary file record by record, checking its checksum at the end.
 pub struct Reader {
@@ -461,6 +470,16 @@ mod tests {
 
         let read = read(&path).unwrap();
         assert_eq!(read, [("odft_1".to_owned(), summary("b", 2, false)), ("odft_3".to_owned(), summary("c", 3, true))]);
+    }
+
+    #[test]
+    fn long_offer_ids_get_short_names() {
+        let long = "offer_".repeat(50);
+        let longer = format!("{long}x");
+
+        let name = file_path(Path::new("/state"), &long).file_name().unwrap().len();
+        assert!(name <= 255, "{name} bytes");
+        assert_ne!(file_path(Path::new("/state"), &long), file_path(Path::new("/state"), &longer));
     }
 
     #[test]
