@@ -31,7 +31,7 @@ use std::fs::{self, File};
 use std::io::{self, BufReader, BufWriter, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 
-use crate::sweep::{EntrySummary, StatusCode, since_seconds};
+use crate::sweep::{EntrySummary, FNV_OFFSET, StatusCode, fnv1a_64, since_seconds};
 
 /// The first bytes of every summary file, with the file layout's version.
 const MAGIC: &[u8; 8] = b"dwsumm01";
@@ -180,7 +180,7 @@ impl Reader {
 
     fn read_exact(&mut self, buffer: &mut [u8]) -> Result<(), SummaryError> {
         self.input.read_exact(buffer).map_err(|error| self.read_error(error))?;
-        self.hash = fnv1a(self.hash, buffer);
+        self.hash = fnv1a_64(self.hash, buffer);
         Ok(())
     }
 
@@ -232,7 +232,7 @@ impl Writer {
         let fixed = encode_fixed(summary);
         for part in [&(length as u16).to_le_bytes()[..], &id.as_bytes()[..length], &fixed] {
             self.output.write_all(part)?;
-            self.hash = fnv1a(self.hash, part);
+            self.hash = fnv1a_64(self.hash, part);
         }
         self.count += 1;
         Ok(())
@@ -332,22 +332,11 @@ fn encode_fixed(summary: &EntrySummary) -> [u8; 18] {
     fixed
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0000_0100_0000_01b3;
-
-fn fnv1a(mut hash: u64, bytes: &[u8]) -> u64 {
-    for byte in bytes {
-        hash ^= u64::from(*byte);
-        hash = hash.wrapping_mul(FNV_PRIME);
-    }
-    hash
-}
-
 /// Returns the checksum of a file: FNV-1a of its header followed by the FNV-1a hash of
 /// its records. The writer learns the record count, part of the header, only at the end,
 /// so the records are hashed on their own first.
 fn checksum(header: &[u8; 16], records_hash: u64) -> u64 {
-    fnv1a(fnv1a(FNV_OFFSET, header), &records_hash.to_le_bytes())
+    fnv1a_64(fnv1a_64(FNV_OFFSET, header), &records_hash.to_le_bytes())
 }
 
 #[cfg(test)]

@@ -21,6 +21,7 @@ mod table;
 pub use fields::{TRACKED_FIELDS, changed_fields, new_install_failure};
 pub use listing::{Listed, ListingCollector, deduplicate};
 pub use summary::{EntrySummary, IdMap, StatusCode, id_hash, since_seconds, state_hash};
+pub(crate) use summary::{FNV_OFFSET, fnv1a_64};
 pub use table::SummaryIndex;
 
 /// The snapshot's record of one draft.

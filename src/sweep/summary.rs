@@ -110,9 +110,11 @@ pub fn id_hash(id: &str) -> u64 {
     hash ^ (hash >> 33)
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+/// The offset basis of 64-bit FNV-1a: the start value for [`fnv1a_64`].
+pub(crate) const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
 
-fn fnv1a_64(start: u64, bytes: &[u8]) -> u64 {
+/// Continues the 64-bit FNV-1a hash `start` over `bytes`.
+pub(crate) fn fnv1a_64(start: u64, bytes: &[u8]) -> u64 {
     bytes.iter().fold(start, |hash, byte| (hash ^ u64::from(*byte)).wrapping_mul(0x0100_0000_01b3))
 }
 
