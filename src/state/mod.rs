@@ -192,8 +192,9 @@ impl Store {
         let lock = acquire_lock(path)?;
 
         let store = Store::retry_open_db(path, lock)?;
-        let repaired = store.migrate()? | store.rebuild_unfinished()?;
-        if !repaired {
+        let migrated = store.migrate()?;
+        let rebuilt = store.rebuild_unfinished()?;
+        if !migrated && !rebuilt {
             return Ok(store);
         }
 
@@ -353,10 +354,10 @@ impl Store {
             let offer_id = String::from_utf8_lossy(&key[..key.len().saturating_sub(3)]).into_owned();
             if current.as_ref().is_none_or(|(open, _)| *open != offer_id) {
                 if let Some((done, writer)) = current.take() {
-                    writer.commit().map_err(|source| StoreError::WriteSummary { offer_id: done, source })?;
+                    writer.commit().map_err(write_error(&done))?;
                 }
                 let writer = summary::Writer::create(&summary::file_path(&self.path, &offer_id))
-                    .map_err(|source| StoreError::WriteSummary { offer_id: offer_id.clone(), source })?;
+                    .map_err(write_error(&offer_id))?;
                 current = Some((offer_id, writer));
             }
 
@@ -367,13 +368,11 @@ impl Store {
                 continue;
             };
             for (draft_id, entry_summary) in records {
-                writer
-                    .push(draft_id, &entry_summary)
-                    .map_err(|source| StoreError::WriteSummary { offer_id: offer_id.clone(), source })?;
+                writer.push(draft_id, &entry_summary).map_err(write_error(offer_id))?;
             }
         }
         if let Some((offer_id, writer)) = current {
-            writer.commit().map_err(|source| StoreError::WriteSummary { offer_id, source })?;
+            writer.commit().map_err(write_error(&offer_id))?;
         }
 
         self.db.flush()?;
@@ -389,16 +388,16 @@ impl Store {
         tracing::info!(offer_id, "rebuilding the draft summaries from the snapshot");
         // The entries read below reach the disk before the file, as in `finish`.
         self.db.flush()?;
-        let write_error = |source| StoreError::WriteSummary { offer_id: offer_id.to_owned(), source };
         let prefix = draft_key(offer_id, "");
-        let mut writer = summary::Writer::create(&summary::file_path(&self.path, offer_id)).map_err(write_error)?;
+        let mut writer =
+            summary::Writer::create(&summary::file_path(&self.path, offer_id)).map_err(write_error(offer_id))?;
         for row in self.drafts.scan_prefix(&prefix) {
             let (key, value) = row?;
             let row: EntryRow<IgnoredAny> = decode_row(&key, &value)?;
             let draft_id = String::from_utf8_lossy(&key[prefix.len()..]);
-            writer.push(&draft_id, &row.summary()).map_err(write_error)?;
+            writer.push(&draft_id, &row.summary()).map_err(write_error(offer_id))?;
         }
-        writer.commit().map_err(write_error)?;
+        writer.commit().map_err(write_error(offer_id))?;
 
         self.unsaved.lock().unwrap_or_else(|poisoned| poisoned.into_inner()).remove(offer_id);
         self.meta.remove(stale_key(offer_id))?;
@@ -561,7 +560,7 @@ impl Store {
             // them. The old file is still in place.
             Err(summary::MergeError::Write(source)) => {
                 self.restore_unsaved(offer_id, changes);
-                return Err(StoreError::WriteSummary { offer_id: offer_id.to_owned(), source });
+                return Err(write_error(offer_id)(source));
             }
         }
         self.flush()?;
@@ -575,7 +574,7 @@ impl Store {
         let old = summary::Reader::open(&path)?;
 
         // No file is right for an offer whose every entry is in `changes`. When the loaded
-        // index knows more drafts, the file was lost, and writing `changes` alone would make
+        // index contains more drafts, the file was lost, and writing `changes` alone would make
         // the other drafts look new after a restart.
         if old.is_none() {
             let added = changes.values().filter(|summary| summary.is_some()).count();
@@ -679,6 +678,11 @@ impl Store {
         self.db.flush()?;
         Ok(())
     }
+}
+
+/// Returns the conversion of an I/O error in writing `offer_id`'s summary file.
+fn write_error(offer_id: &str) -> impl Fn(std::io::Error) -> StoreError + '_ {
+    move |source| StoreError::WriteSummary { offer_id: offer_id.to_owned(), source }
 }
 
 /// The prefix of the `meta` keys that mark an offer's summaries stale.
