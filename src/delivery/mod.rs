@@ -448,6 +448,15 @@ mod tests {
             entry
         }
 
+        /// Stores event `evt_<seq>` of draft `odft_<seq>` for each seq in `seqs`, for `even`
+        /// at even seqs and for `odd` at odd ones.
+        fn queue_alternating(&self, seqs: std::ops::Range<u64>, even: &str, odd: &str) {
+            for seq in seqs {
+                let sink = if seq % 2 == 0 { even } else { odd };
+                self.queue(seq, sink, &format!("odft_{seq}"));
+            }
+        }
+
         /// Stores a dead letter of `sink` under `seq`, with one attempt made.
         fn queue_dead(&self, seq: u64, sink: &str, draft: &str) -> OutboxEntry {
             let mut entry = self.queue(seq, sink, draft);
@@ -536,20 +545,14 @@ mod tests {
     async fn paused_sink_leaves_other_draining() {
         let setup = Setup::start().await;
         let deliverer = setup.deliverer(&[("down", "fail"), ("hook", "ok")], 2);
-        for seq in 0..10 {
-            let sink = if seq % 2 == 0 { "down" } else { "hook" };
-            setup.queue(seq, sink, &format!("odft_{seq}"));
-        }
+        setup.queue_alternating(0..10, "down", "hook");
 
         let first = deliverer.deliver_due().await.unwrap();
         assert_eq!(first, report(6, 5, 1, 0));
         assert_eq!(setup.receiver.received("down"), event_ids([0]), "the round ends at the first retryable failure");
         assert_eq!(setup.receiver.received("hook"), event_ids([1, 3, 5, 7, 9]));
 
-        for seq in 10..16 {
-            let sink = if seq % 2 == 0 { "down" } else { "hook" };
-            setup.queue(seq, sink, &format!("odft_{seq}"));
-        }
+        setup.queue_alternating(10..16, "down", "hook");
         let second = deliverer.deliver_due().await.unwrap();
         assert_eq!(second, report(3, 3, 0, 0));
         assert_eq!(setup.receiver.received("down"), event_ids([0]), "a paused sink gets no request");
@@ -603,10 +606,7 @@ mod tests {
         let setup = Setup::start().await;
         let deliverer = setup.deliverer(&[("hook", "ok")], 2);
         let earlier = setup.queue_dead(0, "gone", "odft_0");
-        for seq in 1..7 {
-            let sink = if seq % 2 == 0 { "gone" } else { "hook" };
-            setup.queue(seq, sink, &format!("odft_{seq}"));
-        }
+        setup.queue_alternating(1..7, "gone", "hook");
 
         let round = deliverer.deliver_due().await.unwrap();
 
